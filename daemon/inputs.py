@@ -1,0 +1,60 @@
+"""What checks ask for, gathered by the daemon (checks stay pure: DESIGN.md §4).
+
+A check names its inputs in its CheckSpec; each name maps to one provider here. A new check that needs
+new data adds one provider function with `@provides("name")`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.config import DaemonSettings, ModelConfig
+from daemon.sources.host import HostSampler
+from daemon.store.db import Store, quote_ident
+
+
+@dataclass
+class InputContext:
+    store: Store
+    daemon: DaemonSettings
+    model: ModelConfig | None  # None for host-scoped checks
+    host: HostSampler
+
+
+Provider = Callable[[InputContext], Any]
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def provides(name: str) -> Callable[[Provider], Provider]:
+    def register(fn: Provider) -> Provider:
+        _PROVIDERS[name] = fn
+        return fn
+
+    return register
+
+
+def gather(names: tuple[str, ...], ctx: InputContext) -> Mapping[str, Any]:
+    missing = [n for n in names if n not in _PROVIDERS]
+    if missing:
+        raise LookupError(f"no input provider for {', '.join(missing)}")
+    return {name: _PROVIDERS[name](ctx) for name in names}
+
+
+@provides("now")
+def _now(ctx: InputContext) -> float:
+    return time.time()
+
+
+@provides("newest_prediction_ts")
+def _newest_prediction(ctx: InputContext) -> float | None:
+    assert ctx.model is not None, "newest_prediction_ts is a model input"
+    table = quote_ident(ctx.model.predictions_table)
+    return ctx.store.cursor().execute(f"SELECT epoch(max(ts)) FROM {table}").fetchone()[0]
+
+
+@provides("host_sample")
+def _host_sample(ctx: InputContext) -> dict[str, Any]:
+    return ctx.host.sample()

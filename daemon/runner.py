@@ -1,0 +1,51 @@
+"""Running one check: gather inputs, evaluate, record metrics, the run and alert changes in one transaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import checks
+from checks.base import CheckResult, Metric, Status
+from daemon import alerts
+from daemon.config import HOST_SCOPE, CheckConfig
+from daemon.inputs import InputContext, gather
+from daemon.store.db import utcnow
+
+log = logging.getLogger("modeltop.runner")
+
+
+def run_check(ctx: InputContext, check: CheckConfig) -> CheckResult:
+    """Never raises for a failing check: the failure is recorded as status `error` with its reason."""
+    spec = checks.get(check.name)
+    model = ctx.model.name if ctx.model else HOST_SCOPE
+    ts = utcnow()
+    started = time.perf_counter()
+    try:
+        result = spec.evaluate(gather(spec.inputs, ctx), check.settings)
+    except Exception as exc:  # a check bug must not take the scheduler down
+        log.exception("check %s/%s failed", model, check.name)
+        result = CheckResult(Status.ERROR, f"{type(exc).__name__}: {exc}")
+    duration = time.perf_counter() - started
+    own = (
+        Metric("check_duration_seconds", duration),
+        Metric("check_success", 0.0 if result.status is Status.ERROR else 1.0),
+    )
+    with ctx.store.transaction() as cur:
+        cur.executemany(
+            'INSERT INTO metrics (ts, model, "check", metric, dims, value) VALUES (?, ?, ?, ?, ?, ?)',
+            [
+                [ts, model, check.name, m.name, json.dumps(dict(m.dims), sort_keys=True, separators=(",", ":")),
+                 m.value]
+                for m in (*result.metrics, *own)
+            ],
+        )
+        cur.execute(
+            'INSERT INTO check_runs (ts, model, "check", status, reason, duration_s) VALUES (?, ?, ?, ?, ?, ?)',
+            [ts, model, check.name, result.status.value, result.reason, duration],
+        )
+        event = alerts.apply_status(cur, model, check.name, result.status, result.reason, ts)
+    if event:
+        log.warning("alert %s: %s/%s %s: %s", event, model, check.name, result.status.value, result.reason)
+    return result
