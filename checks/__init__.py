@@ -4,10 +4,9 @@ Checks never touch the store, the clock or the network (DESIGN.md §4); the daem
 Each module registers itself by name (DESIGN.md §5); importing this package loads every built-in check.
 """
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, all_checks, get, register
-
 # Built-in checks register themselves on import: adding a check is one file plus one line here.
 from checks import freshness as _freshness  # noqa: E402,F401
 from checks import host as _host  # noqa: E402,F401
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, all_checks, get, register
 
 __all__ = ["CheckResult", "CheckSpec", "Duration", "Metric", "Status", "all_checks", "get", "register"]

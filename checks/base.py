@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Outcome of one check run, ordered by how much attention it needs."""
 
     OK = "ok"

@@ -126,8 +126,10 @@ def load_config(path: Path | str, state_dir: Path | str | None = None) -> Config
 
 def _describe(value: object) -> str:
     kind = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    if isinstance(value, Duration):
+        return f"{value:g}s"
     text = repr(value) if not isinstance(value, dict | list) else ""
-    label = kind.get(type(value), type(value).__name__)
+    label = next((name for t, name in kind.items() if isinstance(value, t)), type(value).__name__)
     return f"{text} ({label})" if text else label
 
 

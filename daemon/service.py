@@ -23,7 +23,7 @@ from daemon.ingest import SpoolReader, ensure_spools, spool_dirs
 from daemon.inputs import InputContext
 from daemon.notify import Notifier, watchdog_interval
 from daemon.runner import run_check
-from daemon.scheduling import JobSpec, Jobs
+from daemon.scheduling import Jobs, JobSpec
 from daemon.sources.host import HostSampler
 from daemon.store import queries
 from daemon.store.db import Store, ensure_model_tables

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import BASE_CONFIG, REPO
 
 from daemon.config import ConfigError, find_config, load_config
-from support import BASE_CONFIG, REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -59,7 +59,8 @@ BAD_CONFIGS = [
      "models[0].features.contract", ["one of", "'text'"]),
     ("warn above crit", BASE_CONFIG.replace('crit_after = "1h"', 'crit_after = "30s"'),
      "models[0].checks.freshness.warn_after", ["not above crit_after"]),
-    ("negative interval", BASE_CONFIG.replace('[host.checks.host]\ninterval = "1s"', "[host.checks.host]\ninterval = -1"),
+    ("negative interval",
+     BASE_CONFIG.replace('[host.checks.host]\ninterval = "1s"', "[host.checks.host]\ninterval = -1"),
      "host.checks.host.interval", ["duration"]),
     ("boolean as a number", BASE_CONFIG.replace('[host.checks.host]\ninterval = "1s"',
                                                 '[host.checks.host]\ninterval = "1s"\ndisk_crit = true'),

@@ -1,0 +1,1 @@
+"""Demo traffic: real scikit-learn models whose logs feed the daemon without a real deployment."""
