@@ -169,6 +169,14 @@ class _Validator:
         }.get(kind, getattr(kind, "__name__", str(kind)))
 
     def convert(self, key: str, value: Any, kind: Any) -> Any:
+        if typing.get_origin(kind) is dict:  # settings typed dict[str, str]: a small TOML table of strings
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                self.fail(key, "a table of name = \"string\"", value)
+            return dict(value)
+        if typing.get_origin(kind) is tuple:  # settings typed tuple[str, ...]: an array of strings
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                self.fail(key, "an array of strings", value)
+            return tuple(value)
         if kind is Duration:
             try:
                 return Duration(parse_duration(value))
@@ -319,7 +327,9 @@ class _Validator:
         values = {}
         for name, f in fields.items():
             kind = _plain_type(hints[name])
-            default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+            default = f.default
+            if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
             value = self.value(raw, key, name, kind, default)
             if kind in (float, int, Duration) and value is not None and value < 0:
                 self.fail(f"{key}.{name}", "a value of zero or more", value)
