@@ -83,6 +83,7 @@ class Daemon:
         self.notifier.send(STOPPING=1, STATUS="stopping")
         log.info("stopping: draining jobs (up to %.0fs)", settings.shutdown_timeout)
         ticker.cancel()
+        self.store.interrupt_adhoc()  # an operator's long query must not hold up the stop
         await api.stop()
         await self._drain(settings.shutdown_timeout)
         self.api_pool.shutdown(wait=False, cancel_futures=True)

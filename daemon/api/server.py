@@ -108,7 +108,8 @@ class ApiServer:
             web.post("/v1/actions", self.action),
             web.post("/v1/snapshot", self.snapshot),
         ])
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        # Requests still running at shutdown get 2 s: the daemon interrupts their queries first.
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         self.path: Path | None = None
 
     async def start(self, path: Path) -> None:
@@ -213,11 +214,8 @@ class ApiServer:
             raise ApiError(400, f"max_rows must be an integer between 1 and {settings.sql_max_rows}")
 
         def run() -> dict[str, Any]:
-            cur = self.daemon.store.new_cursor()
-            try:
+            with self.daemon.store.adhoc_cursor() as cur:
                 return run_query(cur, query, max_rows, settings.sql_timeout).as_json()
-            finally:
-                cur.close()
 
         try:
             return web.json_response(await self._db(run))
@@ -244,11 +242,8 @@ class ApiServer:
             raise ApiError(400, "body.path must be an absolute file path")
 
         def run() -> int:
-            cur = self.daemon.store.new_cursor()
-            try:
+            with self.daemon.store.adhoc_cursor() as cur:
                 return write_snapshot(cur, self.daemon.store.path, Path(path))
-            finally:
-                cur.close()
 
         try:
             size = await self._db(run)

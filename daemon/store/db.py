@@ -101,6 +101,7 @@ class Store:
         self.write_lock = threading.RLock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._adhoc: set[duckdb.DuckDBPyConnection] = set()
         self._cursors_lock = threading.Lock()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -113,9 +114,25 @@ class Store:
                 self._cursors.append(cur)
         return cur
 
-    def new_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A private cursor for one job that may be interrupted (ad-hoc SQL); the caller closes it."""
-        return self._con.cursor()
+    @contextlib.contextmanager
+    def adhoc_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A private cursor for one request (ad-hoc SQL, snapshots), interruptible on its own and by
+        shutdown, so a long query can neither outlive its timeout nor hold up a stop."""
+        cur = self._con.cursor()
+        with self._cursors_lock:
+            self._adhoc.add(cur)
+        try:
+            yield cur
+        finally:
+            with self._cursors_lock:
+                self._adhoc.discard(cur)
+            cur.close()
+
+    def interrupt_adhoc(self) -> None:
+        with self._cursors_lock:
+            for cur in self._adhoc:
+                with contextlib.suppress(Exception):
+                    cur.interrupt()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -132,6 +149,7 @@ class Store:
 
     def interrupt(self) -> None:
         """Cancel whatever runs on any cursor (used when shutdown cannot wait any longer)."""
+        self.interrupt_adhoc()
         with self._cursors_lock:
             for cur in self._cursors:
                 with contextlib.suppress(Exception):

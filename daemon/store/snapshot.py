@@ -28,14 +28,16 @@ def write_snapshot(cur: duckdb.DuckDBPyConnection, store_path: Path, dest: Path)
     tmp = work / f"snapshot-{uuid.uuid4().hex}.duckdb"
     source = cur.execute("SELECT current_database()").fetchone()[0]
     alias = "snapshot_" + uuid.uuid4().hex[:8]
-    cur.execute(f"ATTACH '{tmp}' AS {alias} (READ_WRITE)")  # explicit: a read-only source would default to read-only
     try:
-        cur.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {alias}")
-    finally:
-        cur.execute(f"DETACH {alias}")
-    try:
+        # READ_WRITE explicitly: from a read-only source (daemon stopped) an attach defaults to read-only.
+        cur.execute(f"ATTACH '{tmp}' AS {alias} (READ_WRITE)")
+        try:
+            cur.execute(f"COPY FROM DATABASE {quote_ident(source)} TO {alias}")
+        finally:
+            cur.execute(f"DETACH {alias}")
         shutil.move(str(tmp), str(dest))
     finally:
-        if tmp.exists():
-            os.unlink(tmp)
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            if leftover.exists():
+                os.unlink(leftover)
     return dest.stat().st_size

@@ -180,3 +180,26 @@ def test_second_daemon_on_the_same_state_dir_refuses_to_start(running_daemon, sh
     assert other.proc.wait(20) != 0
     assert "Is another modeltop daemon using it?" in other.log_text()
     assert running_daemon.client().health()["status"] == "ok"
+
+
+def test_sigterm_interrupts_a_long_ad_hoc_query(daemon_handle):
+    daemon_handle.write_config(BASE_CONFIG.replace('log_level = "debug"', 'log_level = "debug"\nsql_timeout = "5m"'))
+    daemon_handle.start()
+    import threading
+    answers: list[object] = []
+
+    def heavy() -> None:
+        try:
+            answers.append(daemon_handle.client().sql(
+                "SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range"))
+        except Exception as exc:  # noqa: BLE001 - whatever the client saw is the answer
+            answers.append(exc)
+
+    worker = threading.Thread(target=heavy)
+    worker.start()
+    time.sleep(1.0)  # the query is running now
+    started = time.monotonic()
+    assert daemon_handle.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 10
+    worker.join(10)
+    assert answers and not isinstance(answers[0], dict)  # the query did not complete

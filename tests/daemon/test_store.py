@@ -80,22 +80,22 @@ def test_failed_transaction_leaves_nothing_behind(tmp_path):
 
 def test_read_only_query_times_out_instead_of_running_forever(tmp_path):
     store = Store(tmp_path / "m.duckdb")
-    cur = store.new_cursor()
-    with pytest.raises(SqlFailed, match="interrupted after the 0.3s limit"):
-        run_query(cur, "SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range",
-                  max_rows=10, timeout_s=0.3)
-    # the cursor (and the store) still work afterwards
-    assert run_query(cur, "SELECT 42 AS answer", 10, 5).rows == [[42]]
-    cur.close()
+    with store.adhoc_cursor() as cur:
+        with pytest.raises(SqlFailed, match="interrupted after the 0.3s limit"):
+            run_query(cur, "SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range",
+                      max_rows=10, timeout_s=0.3)
+        # the cursor (and the store) still work afterwards
+        assert run_query(cur, "SELECT 42 AS answer", 10, 5).rows == [[42]]
     store.close()
 
 
 def test_read_only_results_are_capped(tmp_path):
     store = Store(tmp_path / "m.duckdb")
-    result = run_query(store.new_cursor(), "SELECT * FROM range(100)", max_rows=7, timeout_s=5)
-    assert len(result.rows) == 7 and result.truncated and "capped at 7" in result.notes[0]
-    with pytest.raises(SqlRejected, match="one statement at a time"):
-        run_query(store.new_cursor(), "SELECT 1; SELECT 2", 10, 5)
+    with store.adhoc_cursor() as cur:
+        result = run_query(cur, "SELECT * FROM range(100)", max_rows=7, timeout_s=5)
+        assert len(result.rows) == 7 and result.truncated and "capped at 7" in result.notes[0]
+        with pytest.raises(SqlRejected, match="one statement at a time"):
+            run_query(cur, "SELECT 1; SELECT 2", 10, 5)
     store.close()
 
 
@@ -103,10 +103,10 @@ def test_snapshot_is_a_complete_database_the_duckdb_shell_can_open(tmp_path):
     store = Store(tmp_path / "state" / "m.duckdb")
     with store.transaction() as cur:
         cur.execute("INSERT INTO metrics VALUES (?, 'churn', 'freshness', 'age_seconds', '{}', 1.5)", [utcnow()])
-    size = write_snapshot(store.new_cursor(), store.path, tmp_path / "snap.duckdb")
-    assert size > 0
-    with pytest.raises(FileExistsError):
-        write_snapshot(store.new_cursor(), store.path, tmp_path / "snap.duckdb")
+    with store.adhoc_cursor() as cur:
+        assert write_snapshot(cur, store.path, tmp_path / "snap.duckdb") > 0
+        with pytest.raises(FileExistsError):
+            write_snapshot(cur, store.path, tmp_path / "snap.duckdb")
     store.close()
     snap = open_read_only(tmp_path / "snap.duckdb")
     assert snap.execute("SELECT value FROM metrics").fetchall() == [(1.5,)]
