@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import BASE_CONFIG, REPO
 
 from daemon.config import ConfigError, find_config, load_config
+from support import BASE_CONFIG, REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:

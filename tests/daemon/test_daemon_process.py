@@ -8,9 +8,9 @@ import socket
 import time
 
 import pytest
-from support import BASE_CONFIG, prediction, wait_for
 
 from daemon.client import ApiError, DaemonUnreachable
+from support import BASE_CONFIG, prediction, wait_for
 
 
 def test_status_over_the_socket_lists_every_configured_check(running_daemon):
