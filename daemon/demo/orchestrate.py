@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,14 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def _exit_on(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_demo(config_path: Path, state_dir: Path | None, headless: bool, seconds: float) -> int:
+    # A closed SSH session (SIGHUP) or a kill (SIGTERM) must still stop the children and clean up.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on)
     temporary = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="modeltop-demo-")) if temporary else state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)

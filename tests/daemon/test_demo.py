@@ -1,0 +1,27 @@
+"""`modeltop demo --headless`: the whole path (simulator -> spool -> daemon -> store -> API -> CLI) in one go."""
+
+import subprocess
+import sys
+
+from support import REPO
+
+
+def test_headless_demo_serves_real_traffic_and_prints_status(short_tmp):
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "demo", "--headless", "--seconds", "6", "--state-dir", str(short_tmp)],
+        capture_output=True, text=True, cwd=REPO, timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "MODEL" in lines and "@host" in lines
+    assert "OK" in lines["churn"] and "newest prediction" in lines["churn"]
+    assert "OK" in lines["diabetes"]
+    # the simulator wrote logs, the daemon ingested them, and both children are gone
+    assert list((short_tmp / "spool" / "churn" / "predictions").glob("predictions-*.jsonl"))
+    assert "stopped cleanly" in (short_tmp / "daemon.log").read_text()
+    offline = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "--state-dir", str(short_tmp), "sql",
+         "SELECT count(*) > 50 FROM predictions_churn", "--format", "csv"],
+        capture_output=True, text=True, cwd=REPO, timeout=30,
+    )
+    assert offline.stdout.splitlines()[1] == "True"
