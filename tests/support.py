@@ -24,6 +24,8 @@ shutdown_timeout = "5s"
 
 [host.checks.host]
 interval = "1s"
+cpu_warn = 101.0   # the test runner itself keeps this machine's CPU busy: never judge it here
+cpu_crit = 101.0
 
 [[models]]
 name = "churn"

@@ -41,13 +41,22 @@ def test_rows_appear_with_status_symbols_and_reasons(running_daemon):
             columns = [str(c.label) for c in table.columns.values()]
             assert columns == ["Model", "freshness", "host", "Updated", "Alerts"]
             assert rows["churn"][1] == "✔ ok" and rows["churn"][2] == "—"
-            await until(pilot, lambda: row_texts(table)["@host"][2] == "✔ ok", what="host ok")
+            # the host row judges this machine, busy or not: any real status will do, not a placeholder
+            await until(pilot, lambda: row_texts(table)["@host"][2] in ("✔ ok", "▲ warn", "✖ crit"),
+                        what="host status")
             detail = str(app.screen.query_one("#detail", Static).render())
             assert "freshness: newest prediction" in detail
             await pilot.press("down")
             await until(pilot, lambda: "cpu" in str(app.screen.query_one("#detail", Static).render()),
                         what="host detail")
-            assert not app.screen.query_one(DaemonBanner).has_class("-down")
+            assert not app.screen.query_one(DaemonBanner).is_down
+            # The cursor stays on the host row across refreshes: the table must not jump under the reader.
+            screen = app.screen
+            seen = screen.last_ok
+            for _ in range(3):
+                await until(pilot, lambda seen=seen: screen.last_ok != seen, what="another refresh")
+                seen = screen.last_ok
+                assert table.cursor_row == 1
 
     asyncio.run(scenario())
 
@@ -61,14 +70,28 @@ def test_banner_when_the_daemon_goes_away_and_reconnect_when_it_returns(running_
             await until(pilot, lambda: "churn" in row_texts(table), what="rows")
             await asyncio.to_thread(running_daemon.stop)
             assert not running_daemon.socket.exists()
-            await until(pilot, lambda: banner.has_class("-down"), what="banner")
+            await until(pilot, lambda: banner.is_down, what="banner")
             text = str(banner.render())
             assert "daemon unreachable at" in text and str(running_daemon.socket) in text
+            assert "last data from" in text
             assert "churn" in row_texts(table)  # the last data stays, marked stale
             assert table.has_class("-stale")
             await asyncio.to_thread(running_daemon.start)
-            await until(pilot, lambda: not banner.has_class("-down"), what="banner gone after reconnect")
+            await until(pilot, lambda: not banner.is_down, what="banner gone after reconnect")
             assert not table.has_class("-stale")
+
+    asyncio.run(scenario())
+
+
+def test_r_refreshes_now(running_daemon):
+    async def scenario() -> None:
+        app = ModeltopApp(running_daemon.socket, refresh_s=600)  # only `r` can cause a second fetch
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await until(pilot, lambda: "churn" in row_texts(table), what="first data")
+            first = app.screen.last_ok
+            await pilot.press("r")
+            await until(pilot, lambda: app.screen.last_ok != first, what="a refresh after r")
 
     asyncio.run(scenario())
 
@@ -89,7 +112,7 @@ def test_no_daemon_at_start_shows_the_banner(short_tmp):
         app = ModeltopApp(short_tmp / "nowhere.sock", refresh_s=0.3)
         async with app.run_test(size=SIZE) as pilot:
             banner = app.screen.query_one(DaemonBanner)
-            await until(pilot, lambda: banner.has_class("-down"), what="banner")
+            await until(pilot, lambda: banner.is_down, what="banner")
             assert "no data yet" in str(banner.render())
             assert "no daemon socket" in str(app.screen.query_one("#detail", Static).render())
 
