@@ -1,4 +1,4 @@
-"""The Textual application and the entry point the CLI calls."""
+"""The Textual application and the entry point the CLI calls (`modeltop tui`)."""
 
 from __future__ import annotations
 
@@ -25,4 +25,5 @@ class ModeltopApp(App):
 
 
 def run(socket_path: Path, refresh_s: float = 2.0) -> None:
+    """Run the TUI against the daemon on `socket_path`; mouse off, since it is used over SSH."""
     ModeltopApp(socket_path, refresh_s).run(mouse=False)

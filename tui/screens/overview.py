@@ -1,8 +1,8 @@
 """The overview: one row per model, one column per check, and why each check says what it says.
 
 Data comes from the daemon in a thread worker that posts a message back; widgets are only touched on
-the event loop. The next refresh is armed when the previous one finishes, so refreshes never overlap
-even on a slow SSH link or when the daemon is slow to answer.
+the event loop. The next refresh is armed when the previous one finishes (dolphie's cycle), so
+refreshes never overlap even on a slow SSH link or when the daemon is slow to answer.
 """
 
 from __future__ import annotations
@@ -20,27 +20,43 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import CellDoesNotExist
 
 from daemon.client import ApiError, Client, DaemonUnreachable
 from tui.widgets.daemon_banner import DaemonBanner
-from tui.widgets.status_cell import MISSING, status_text
+from tui.widgets.status_cell import MISSING, STATUS_WIDTH, status_text
 
 HOST_ROW = "@host"
+UPDATED_WIDTH = len("59.9h ago")
 
 
 def age_text(iso: str | None, now: datetime) -> str:
+    """How long ago `iso` was, against the local clock: "3s ago", "6m ago", "1.5h ago"."""
     if not iso:
         return "—"
-    then = datetime.fromisoformat(iso.rstrip("Z")).replace(tzinfo=UTC)
+    try:
+        then = datetime.fromisoformat(iso)
+    except ValueError:
+        return "?"
+    if then.tzinfo is None:  # the daemon writes UTC
+        then = then.replace(tzinfo=UTC)
     seconds = max(0.0, (now - then).total_seconds())
     if seconds < 60:
         return f"{seconds:.0f}s ago"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m ago"
+        return f"{seconds // 60:.0f}m ago"
     return f"{seconds / 3600:.1f}h ago"
 
 
+def model_order(model: dict[str, Any]) -> tuple[bool, str]:
+    """Models by name, the host-wide pseudo model last, so the rows people scan first are models."""
+    return (model["name"] == HOST_ROW, model["name"])
+
+
 class OverviewScreen(Screen):
+    """Models x checks at a glance; the reasons of the highlighted model underneath."""
+
+    CSS_PATH = "overview.tcss"
     BINDINGS = [
         Binding("r", "refresh_now", "Refresh"),
         Binding("q", "app.quit", "Quit"),
@@ -48,21 +64,29 @@ class OverviewScreen(Screen):
 
     @dataclass
     class Fetched(Message):
+        """The worker got /v1/status."""
+
         status: dict[str, Any]
 
     @dataclass
     class Failed(Message):
+        """The worker got no status; `unreachable` tells a down daemon from one that answered badly."""
+
         error: str
+        unreachable: bool
 
     def __init__(self, socket_path: Path, refresh_s: float) -> None:
         super().__init__()
         self.socket_path = socket_path
         self.refresh_s = refresh_s
+        # A timeout near the refresh period: a hung daemon shows up as "unreachable" quickly.
         self.client = Client(socket_path, timeout=max(3.0, refresh_s))
         self.models: dict[str, dict[str, Any]] = {}
         self.check_names: list[str] = []
         self.last_ok: datetime | None = None
         self._timer: Timer | None = None
+        self._fetching = False
+        self._again = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,104 +98,127 @@ class OverviewScreen(Screen):
     def on_mount(self) -> None:
         self.title = "modeltop"
         self.sub_title = str(self.socket_path)
-        self.action_refresh_now()
+        self.fetch()
 
     def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
         self.client.close()
 
     # -- refresh cycle ---------------------------------------------------------------------------
 
     def action_refresh_now(self) -> None:
+        """`r`: fetch now; if a fetch is already in flight, fetch again right after it, never alongside."""
+        if self._fetching:
+            self._again = True
+            return
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
         self.fetch()
 
-    @work(thread=True, exclusive=True, group="refresh")
     def fetch(self) -> None:
+        """Start one fetch; the next is armed only when this one has posted its answer."""
+        self._fetching = True
+        self._fetch_status()
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def _fetch_status(self) -> None:
+        """Runs in a thread: blocking socket I/O must never stall the event loop (keys, redraws)."""
         try:
-            self.post_message(self.Fetched(self.client.status()))
-        except (DaemonUnreachable, ApiError) as exc:
-            self.post_message(self.Failed(str(exc)))
+            message: Message = self.Fetched(self.client.status())
+        except DaemonUnreachable as exc:
+            message = self.Failed(str(exc), unreachable=True)
+        except ApiError as exc:
+            message = self.Failed(f"the daemon answered {exc.status}: {exc}", unreachable=False)
+        except Exception as exc:  # noqa: BLE001 - a monitor must outlive a bad answer and keep retrying
+            message = self.Failed(f"{type(exc).__name__}: {exc}", unreachable=False)
+        self.post_message(message)
 
     def _arm(self) -> None:
+        self._fetching = False
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(self.refresh_s, self.fetch)
+        delay = 0.0 if self._again else self.refresh_s
+        self._again = False
+        self._timer = self.set_timer(delay, self.fetch)
 
     def on_overview_screen_fetched(self, message: Fetched) -> None:
-        self.last_ok = datetime.now(UTC)
-        self.query_one(DaemonBanner).show_up()
-        self.query_one(DataTable).remove_class("-stale")
-        self._show(message.status)
-        self._arm()
+        try:
+            self.last_ok = datetime.now(UTC)
+            self.query_one(DaemonBanner).show_up()
+            self.query_one(DataTable).remove_class("-stale")
+            self._show(message.status)
+        finally:
+            self._arm()
 
     def on_overview_screen_failed(self, message: Failed) -> None:
-        last = self.last_ok.astimezone().strftime("%H:%M:%S") if self.last_ok else None
-        self.query_one(DaemonBanner).show_down(str(self.socket_path), self.refresh_s, last)
-        self.query_one(DataTable).add_class("-stale")
-        if not self.models:
-            self.query_one("#detail", Static).update(message.error)
-        self._refresh_ages()
-        self._arm()
+        try:
+            last = self.last_ok.astimezone().strftime("%H:%M:%S") if self.last_ok else None
+            problem = (f"daemon unreachable at {self.socket_path}" if message.unreachable
+                       else f"daemon error at {self.socket_path}: {message.error}")
+            self.query_one(DaemonBanner).show_down(problem, self.refresh_s, last)
+            self.query_one(DataTable).add_class("-stale")
+            if self.models:
+                self._refresh_ages()
+            else:
+                self.query_one("#detail", Static).update(
+                    f"{message.error}\nIs the daemon running? Start it with: modeltop daemon")
+        finally:
+            self._arm()
 
     def _refresh_ages(self) -> None:
-        """While the daemon is down the data ages: say so in the Updated column."""
+        """While the daemon is down the data ages: keep the Updated column honest."""
         table = self.query_one(DataTable)
         now = datetime.now(UTC)
         for name, model in self.models.items():
-            table.update_cell(name, "updated", age_text(model["last_update"], now))
+            table.update_cell(name, "updated", age_text(model.get("last_update"), now))
 
     # -- rendering -------------------------------------------------------------------------------
 
     def _show(self, status: dict[str, Any]) -> None:
-        models = sorted(status["models"], key=lambda m: (m["name"] == HOST_ROW, m["name"]))
+        """Update the table in place when its shape is unchanged, so the cursor and scroll stay put."""
+        models = sorted(status.get("models", []), key=model_order)
         self.models = {m["name"]: m for m in models}
-        checks = sorted({c["check"] for m in models for c in m["checks"]})
+        checks = sorted({c["check"] for m in models for c in m.get("checks", [])})
         table = self.query_one(DataTable)
         now = datetime.now(UTC)
-        if checks != self.check_names:
-            self._rebuild_columns(table, checks)
-        for name in list(table.rows):
-            if name.value not in self.models:
-                table.remove_row(name)
-        for model in models:
-            cells = self._cells(model, now)
-            if model["name"] in {key.value for key in table.rows}:
-                for column, value in zip(self._column_keys(), cells, strict=True):
+        if checks != self.check_names or [key.value for key in table.rows] != list(self.models):
+            self._rebuild(table, checks, now)
+        else:
+            for model in models:
+                for column, value in zip(self._column_keys(), self._cells(model, now), strict=True):
                     table.update_cell(model["name"], column, value)
-            else:
-                table.add_row(*cells, key=model["name"])
         self._show_detail()
 
     def _column_keys(self) -> list[str]:
         return ["model", *self.check_names, "updated", "alerts"]
 
-    def _rebuild_columns(self, table: DataTable, checks: list[str]) -> None:
+    def _rebuild(self, table: DataTable, checks: list[str], now: datetime) -> None:
+        """Models or checks came or went: rebuild, then put the cursor back on the same model."""
         highlighted = self._highlighted()
-        table.clear(columns=True)
-        self.check_names = checks
-        table.add_column("Model", key="model")
-        for check in checks:
-            table.add_column(check, key=check)
-        table.add_column("Updated", key="updated")
-        table.add_column("Alerts", key="alerts")
-        if highlighted:
-            self.call_after_refresh(self._restore_cursor, highlighted)
-
-    def _restore_cursor(self, name: str) -> None:
-        table = self.query_one(DataTable)
-        if name in {key.value for key in table.rows}:
-            table.move_cursor(row=table.get_row_index(name))
+        table.clear(columns=checks != self.check_names)
+        if not table.columns:
+            self.check_names = checks
+            table.add_column("Model", key="model")
+            for check in checks:
+                table.add_column(check, key=check, width=max(len(check), STATUS_WIDTH))
+            table.add_column("Updated", key="updated", width=UPDATED_WIDTH)
+            table.add_column("Alerts", key="alerts")
+        for model in self.models.values():
+            table.add_row(*self._cells(model, now), key=model["name"])
+        if highlighted in self.models:
+            table.move_cursor(row=table.get_row_index(highlighted), animate=False)
 
     def _cells(self, model: dict[str, Any], now: datetime) -> list[Any]:
-        by_check = {c["check"]: c["status"] for c in model["checks"]}
-        alerts = model["open_alerts"]
+        by_check = {c["check"]: c["status"] for c in model.get("checks", [])}
+        alerts = int(model.get("open_alerts") or 0)
+        name_style = "italic cyan" if model["name"] == HOST_ROW else "bold"
         return [
-            Text(model["name"], style="bold"),
+            Text(model["name"], style=name_style),
             *[status_text(by_check[c]) if c in by_check else MISSING for c in self.check_names],
-            age_text(model["last_update"], now),
-            Text(str(alerts), style="bold red" if alerts else "dim"),
+            age_text(model.get("last_update"), now),
+            Text(str(alerts), style="bold white on red" if alerts else "dim"),
         ]
 
     def _highlighted(self) -> str | None:
@@ -180,23 +227,27 @@ class OverviewScreen(Screen):
             return None
         try:
             return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        except Exception:  # noqa: BLE001 - an empty or rebuilding table has no highlighted row
+        except CellDoesNotExist:
             return None
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
     def _show_detail(self) -> None:
-        name = self._highlighted()
+        """The reasons are the "why" behind each symbol: show them for the highlighted model."""
         detail = self.query_one("#detail", Static)
-        model = self.models.get(name or "")
+        model = self.models.get(self._highlighted() or "")
         if model is None:
-            detail.update("no models configured" if not self.models else "")
+            detail.update("" if self.models else "the daemon has no models configured")
             return
-        lines = Text()
-        lines.append(f"{model['name']}", style="bold")
-        lines.append(f"  ·  {model['open_alerts']} open alert(s)\n", style="dim")
-        for check in model["checks"]:
-            lines.append_text(status_text(check["status"]))
-            lines.append(f"  {check['check']}: {check['reason']}\n")
-        detail.update(lines)
+        alerts = int(model.get("open_alerts") or 0)
+        text = Text()
+        text.append(model["name"], style="bold")
+        if model["name"] == HOST_ROW:
+            text.append(" (this host)", style="italic")
+        text.append(f"  ·  {alerts} open alert{'' if alerts == 1 else 's'}", style="bold red" if alerts else "dim")
+        for check in model.get("checks", []):
+            text.append("\n")
+            text.append_text(status_text(check.get("status")))
+            text.append(f"  {check['check']}: {check.get('reason') or '—'}")
+        detail.update(text)

@@ -13,10 +13,14 @@ STATUS_STYLES: dict[str, tuple[str, str]] = {
     "insufficient_data": ("… n/a", "dim"),
     "pending": ("· pending", "dim"),
 }
+# A model that has no such check: distinct from every status, so an empty cell never reads as "ok".
 MISSING = Text("—", style="dim")
+# Wide enough for the longest label, so a cell going from "✔ ok" to "· pending" never gets cut.
+STATUS_WIDTH = max(len(label) for label, _ in STATUS_STYLES.values())
 
 
 def status_text(status: str | None) -> Text:
+    """The cell for one status; an unknown status (a newer daemon) is shown as-is rather than hidden."""
     if status is None:
         return MISSING
     label, style = STATUS_STYLES.get(status, (f"? {status}", "bold"))
