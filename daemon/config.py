@@ -334,7 +334,10 @@ class _Validator:
             if kind in (float, int, Duration) and value is not None and value < 0:
                 self.fail(f"{key}.{name}", "a value of zero or more", value)
             values[name] = value
-        settings = spec.settings(**values)
+        try:
+            settings = spec.settings(**values)
+        except ValueError as exc:  # a check's own cross-field rules (__post_init__) speak through here
+            self.fail(key, str(exc), raw="settings that do not fit together")
         self.ordered_thresholds(key, settings)
         return CheckConfig(spec.name, interval, settings)
 

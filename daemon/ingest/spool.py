@@ -1,0 +1,346 @@
+"""Spool directories into the store, exactly once.
+
+Files are consumed in name order. `*.jsonl` files are tailed: complete lines after the recorded byte
+offset are read, and a partial last line waits for its newline. `*.jsonl.gz`, `*.csv` and `*.parquet`
+files are read whole, once (they are written whole and renamed into place by well-behaved writers).
+Every batch is appended and its new offset recorded in one transaction, so a crash at any instant
+neither loses nor doubles a row (DESIGN.md §7). A replaced file (new inode at the same name) is read from
+its start; a truncated one is reported, not silently re-read.
+
+Clean JSONL is loaded by DuckDB's own reader (fast.py); a batch with any bad line is re-read line by line
+in Python so that each rejected record reaches the quarantine with its line number and reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from daemon.config import ModelConfig
+from daemon.ingest import fast
+from daemon.ingest.records import LABEL_SCHEMA, RAW_CAP, Rejected, label_row, prediction_row, prediction_schema
+from daemon.store.db import Store, quote_ident, utcnow
+
+log = logging.getLogger("modeltop.ingest")
+
+MAX_BYTES_PER_PASS = 64 * 1024 * 1024  # bounds memory; the next pass continues from the offset
+WHOLE_FILE_SUFFIXES = (".jsonl.gz", ".csv", ".parquet")
+SUFFIXES = (".jsonl", *WHOLE_FILE_SUFFIXES)
+SETTLE_S = 10.0  # a whole-file format still changing this recently may still be being written
+
+
+@dataclass
+class IngestReport:
+    rows: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    bytes: int = 0
+    fast_batches: int = 0
+    slow_batches: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    """What one pass over one file yields, before it is committed."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[tuple[int | None, bytes, str]] = field(default_factory=list)
+    consumed: int = 0  # bytes of the file this batch accounts for
+    lines: int = 0  # lines (or rows) of the file accounted for so far
+
+
+def spool_format(path: Path) -> str | None:
+    name = path.name
+    return next((s for s in sorted(SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
+
+
+class SpoolReader:
+    """Reads one model's prediction and label spools; call `poll()` from one thread at a time."""
+
+    def __init__(self, store: Store, model: ModelConfig, scratch: Path | None = None) -> None:
+        self.store = store
+        self.model = model
+        self.scratch = scratch or store.path.parent / "ingest-tmp"
+
+    def poll(self) -> IngestReport:
+        report = IngestReport()
+        self._poll_source("predictions", self.model.predictions, report)
+        if self.model.labels is not None:
+            self._poll_source("labels", self.model.labels, report)
+        return report
+
+    def _poll_source(self, source: str, spool: Path | None, report: IngestReport) -> None:
+        if spool is None or not spool.is_dir():
+            return
+        for path in sorted(p for p in spool.iterdir() if spool_format(p) and p.is_file()):
+            try:
+                self._read_file(source, path, report)
+            except FileNotFoundError:
+                log.info("%s/%s: %s disappeared while being read", self.model.name, source, path.name)
+
+    # -- one file -------------------------------------------------------------------------------
+
+    def _read_file(self, source: str, path: Path, report: IngestReport) -> None:
+        st = path.stat()
+        known = self.store.cursor().execute(
+            'SELECT inode, size, "offset", rows FROM ingest_offsets WHERE model = ? AND source = ? AND file = ?',
+            [self.model.name, source, path.name],
+        ).fetchone()
+        if spool_format(path) == ".jsonl":
+            self._read_jsonl(source, path, st, known, report)
+        else:
+            self._read_whole(source, path, st, known, report)
+
+    def _read_jsonl(self, source: str, path: Path, st: os.stat_result, known: tuple | None,
+                    report: IngestReport) -> None:
+        offset, line_no, notes = 0, 0, []
+        if known is not None:
+            inode, _size, offset, line_no = known
+            if inode != st.st_ino:
+                notes.append(f"{path.name} was replaced (new inode); reading the new file from its start")
+                offset, line_no = 0, 0
+            elif st.st_size < offset:
+                notes.append(f"{path.name} was truncated from {offset} to {st.st_size} bytes; "
+                             "not re-read: new lines are read from the new end")
+                offset = st.st_size
+        if st.st_size == offset and not notes:
+            return
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read(min(st.st_size - offset, MAX_BYTES_PER_PASS))
+        end = chunk.rfind(b"\n")
+        if end < 0 and len(chunk) == MAX_BYTES_PER_PASS:
+            notes.append(f"a line longer than {MAX_BYTES_PER_PASS} bytes at byte {offset}; skipped")
+            complete = chunk
+        else:
+            complete = chunk[: end + 1] if end >= 0 else b""  # a partial last line waits for its newline
+        whole_file = offset == 0 and len(complete) == st.st_size
+        committed = False
+        if complete and not notes:
+            committed = self._commit_fast(source, path, st, offset, line_no, complete, whole_file, report)
+        if not committed:
+            batch = self._parse_lines(source, complete, line_no)
+            batch.rejects += [(None, b"", note) for note in notes]
+            batch.consumed = offset + len(complete)
+            self._commit(source, path, st, batch, report)
+            report.bytes += len(complete)
+            report.slow_batches += 1
+        for note in notes:
+            log.warning("%s/%s: %s", self.model.name, source, note)
+
+    def _read_whole(self, source: str, path: Path, st: os.stat_result, known: tuple | None,
+                    report: IngestReport) -> None:
+        if known is not None and known[0] == st.st_ino and known[1] == st.st_size:
+            return  # already consumed
+        if time.time() - st.st_mtime < SETTLE_S and spool_format(path) == ".jsonl.gz" and not _gzip_complete(path):
+            return  # still being written: wait
+        notes = []
+        if known is not None:
+            notes.append(f"{path.name} changed after it was read; re-reading it (duplicates are kept out)")
+        try:
+            batch = self._parse_whole(source, path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal
+            batch = Batch(rejects=[(None, b"", f"cannot read {path.name}: {type(exc).__name__}: {exc}")])
+        batch.rejects += [(None, b"", note) for note in notes]
+        batch.consumed = st.st_size
+        self._commit(source, path, st, batch, report)
+        report.slow_batches += 1
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    def _to_row(self, source: str) -> Callable[[Any, ModelConfig, datetime], dict[str, Any]]:
+        return prediction_row if source == "predictions" else label_row
+
+    def _parse_lines(self, source: str, data: bytes, line_no: int) -> Batch:
+        to_row, now, batch = self._to_row(source), utcnow(), Batch()
+        for raw in data.split(b"\n")[:-1] if data else []:
+            line_no += 1
+            text = raw.rstrip(b"\r")
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text.decode("utf-8").lstrip("\ufeff"))
+                batch.rows.append(to_row(record, self.model, now))
+            except UnicodeDecodeError:
+                batch.rejects.append((line_no, text, "not valid UTF-8"))
+            except json.JSONDecodeError as exc:
+                batch.rejects.append((line_no, text, f"broken JSON: {exc.msg} at column {exc.colno}"))
+            except Rejected as exc:
+                batch.rejects.append((line_no, text, str(exc)))
+        batch.lines = line_no
+        return batch
+
+    def _parse_whole(self, source: str, path: Path) -> Batch:
+        kind = spool_format(path)
+        if kind == ".jsonl.gz":
+            try:
+                data = gzip.decompress(path.read_bytes())
+            except (EOFError, gzip.BadGzipFile, OSError) as exc:
+                return Batch(rejects=[(None, b"", f"gzip file is truncated or corrupt: {exc}")])
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+            return self._parse_lines(source, data, 0)
+        if kind == ".csv":
+            return self._parse_records(source, _csv_records(path))
+        return self._parse_records(source, _parquet_records(path))
+
+    def _parse_records(self, source: str, records: tuple[list[str], Iterable[dict[str, Any]]]) -> Batch:
+        """Tabular files: one record per row; columns the model does not know are reported once."""
+        columns, rows = records
+        to_row, now, batch = self._to_row(source), utcnow(), Batch()
+        expected = {"ts", "request_id", "prediction", "score", "latency_ms", "error", "model_version",
+                    *self.model.features} if source == "predictions" else {"request_id", "label", "ts"}
+        extra = [c for c in columns if c not in expected]
+        missing = [c for c in sorted(self.model.features) if c not in columns] if source == "predictions" else []
+        if extra:
+            batch.rejects.append((None, b"", "extra column(s) ignored: " + ", ".join(extra)))
+        if missing:
+            batch.rejects.append((None, b"", "missing feature column(s), stored as NULL: " + ", ".join(missing)))
+        for number, record in enumerate(rows, start=1):
+            try:
+                batch.rows.append(to_row(record, self.model, now))
+            except Rejected as exc:
+                batch.rejects.append((number, json.dumps(record, default=str).encode(), str(exc)))
+            batch.lines = number
+        return batch
+
+    # -- committing ------------------------------------------------------------------------------
+
+    def _commit_fast(self, source: str, path: Path, st: os.stat_result, offset: int, line_no: int,
+                     complete: bytes, whole_file: bool, report: IngestReport) -> bool:
+        """DuckDB's reader on a clean batch; False (nothing written) when any line needs the slow path."""
+        source_file = path
+        if not whole_file:
+            self.scratch.mkdir(exist_ok=True)
+            source_file = self.scratch / f"{self.model.name}-{source}.jsonl"
+            source_file.write_bytes(complete)
+        now = utcnow()
+        try:
+            with self.store.transaction() as tx:
+                staged = fast.stage(tx, source_file, self.model, source, now)
+                if staged is None:
+                    raise _SlowPath
+                duplicates = self._append(tx, source)
+                self._record(tx, source, path.name, st, offset + len(complete),
+                             line_no + complete.count(b"\n"), now,
+                             [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
+                              for r in duplicates])
+        except (_SlowPath, duckdb.Error) as exc:
+            if isinstance(exc, duckdb.Error):
+                log.debug("%s/%s: fast path declined %s: %s", self.model.name, source, path.name, exc)
+            return False
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.store.cursor().execute("DROP TABLE IF EXISTS temp.incoming")
+        report.rows += staged - len(duplicates)
+        report.duplicates += len(duplicates)
+        report.quarantined += len(duplicates)
+        report.bytes += len(complete)
+        report.fast_batches += 1
+        report.files.append(path.name)
+        return True
+
+    def _commit(self, source: str, path: Path, st: os.stat_result, batch: Batch, report: IngestReport) -> None:
+        now = utcnow()
+        schema = prediction_schema(self.model) if source == "predictions" else LABEL_SCHEMA
+        with self.store.transaction() as tx:
+            duplicates: list[str] = []
+            if batch.rows:
+                tx.register("incoming_arrow", pa.Table.from_pylist(batch.rows, schema=schema))
+                try:
+                    tx.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM incoming_arrow")
+                finally:
+                    tx.unregister("incoming_arrow")
+                duplicates = self._append(tx, source)
+                tx.execute("DROP TABLE temp.incoming")
+            rejects = batch.rejects + [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
+                                       for r in duplicates]
+            self._record(tx, source, path.name, st, batch.consumed, batch.lines, now, rejects)
+        report.rows += len(batch.rows) - len(duplicates)
+        report.duplicates += len(duplicates)
+        report.quarantined += len(batch.rejects) + len(duplicates)
+        report.files.append(path.name)
+
+    def _append(self, tx: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+        """Append temp.incoming; returns request_ids kept out as duplicates (predictions only)."""
+        if source == "labels":
+            tx.execute("INSERT INTO labels BY NAME SELECT * FROM temp.incoming")
+            return []
+        table = quote_ident(self.model.predictions_table)
+        duplicates = [r[0] for r in tx.execute(
+            f"""SELECT request_id FROM (
+                    SELECT request_id, row_number() OVER (PARTITION BY request_id) AS n FROM temp.incoming) b
+                WHERE n > 1 OR request_id IN (SELECT request_id FROM {table})"""
+        ).fetchall()]
+        tx.execute(
+            f"""INSERT INTO {table} BY NAME
+                SELECT * FROM temp.incoming WHERE request_id NOT IN (SELECT request_id FROM {table})
+                QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts) = 1"""
+        )
+        return duplicates
+
+    def _record(self, tx: duckdb.DuckDBPyConnection, source: str, name: str, st: os.stat_result, consumed: int,
+                lines: int, now: datetime, rejects: list[tuple[int | None, bytes, str]]) -> None:
+        if rejects:
+            tx.executemany(
+                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[now, self.model.name, source, name, line, raw[:RAW_CAP].decode("utf-8", "replace"), reason]
+                 for line, raw, reason in rejects],
+            )
+        tx.execute(
+            "INSERT OR REPLACE INTO ingest_offsets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.model.name, source, name, st.st_ino, st.st_size, consumed, lines, now],
+        )
+
+
+class _SlowPath(Exception):
+    """The batch has a line the fast path cannot judge: roll back and take the line-by-line path."""
+
+
+def _gzip_complete(path: Path) -> bool:
+    try:
+        with gzip.open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+        return True
+    except (EOFError, OSError):
+        return False
+
+
+def _csv_records(path: Path) -> tuple[list[str], Iterable[dict[str, Any]]]:
+    text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text))
+    columns = list(reader.fieldnames or [])
+    rows = ({k: (v if v != "" else None) for k, v in row.items() if k is not None} for row in reader)
+    return columns, rows
+
+
+def _parquet_records(path: Path) -> tuple[list[str], Iterable[dict[str, Any]]]:
+    table = pq.read_table(path)
+    return table.column_names, table.to_pylist()
+
+
+def spool_dirs(model: ModelConfig) -> list[Path]:
+    return [p for p in (model.predictions, model.labels) if p is not None]
+
+
+def ensure_spools(model: ModelConfig) -> None:
+    """Create missing spool directories so a model server can start writing before its first file."""
+    for d in spool_dirs(model):
+        os.makedirs(d, exist_ok=True)
