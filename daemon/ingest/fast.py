@@ -63,14 +63,52 @@ def _value(expr: str, kind: str) -> tuple[str, str]:
     raise ValueError(kind)
 
 
-def stage(tx: duckdb.DuckDBPyConnection, path: Path, model: ModelConfig, source: str, now: datetime) -> int | None:
-    """Stage `path` into temp.incoming; the number of rows, or None when the batch needs the slow path."""
+def field_names(model: ModelConfig, source: str) -> list[str]:
     if source == "labels":
-        return _stage_labels(tx, path, model, now)
-    # Everything is read as JSON and judged in SQL, so types are checked exactly as records.py does.
-    names = ["ts", "request_id", "model_version", "prediction", "score", "latency_ms", "error", "features",
-             *model.features]
-    columns = "{" + ", ".join(f"{_lit(n)}: 'JSON'" for n in dict.fromkeys(names)) + "}"
+        return ["request_id", "label", "ts"]
+    return list(dict.fromkeys(["ts", "request_id", "model_version", "prediction", "score", "latency_ms", "error",
+                               "features", *model.features]))
+
+
+def jsonl_relation(path: Path, model: ModelConfig, source: str) -> str:
+    """Every field of a JSONL file as a JSON column: types are judged in SQL exactly as records.py does."""
+    columns = "{" + ", ".join(f"{_lit(n)}: 'JSON'" for n in field_names(model, source)) + "}"
+    return f"read_json({_lit(str(path))}, format = 'newline_delimited', columns = {columns})"
+
+
+def tabular_relation(tx: duckdb.DuckDBPyConnection, path: Path, model: ModelConfig, source: str,
+                     kind: str) -> tuple[str, list[str], list[str]]:
+    """A CSV or Parquet file projected onto the same JSON columns; (relation, missing, extra columns).
+
+    A typed timestamp column (Parquet) is taken as UTC, since Parquet timestamps carry no offset text.
+    """
+    reader = (f"read_csv({_lit(str(path))}, header = true, all_varchar = true)" if kind == ".csv"
+              else f"read_parquet({_lit(str(path))})")
+    described = tx.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+    types = {row[0]: row[1] for row in described}
+    wanted = field_names(model, source)
+    projections = []
+    for name in wanted:
+        column = quote_ident(name)
+        kind_of = types.get(name)
+        if kind_of is None:
+            projections.append(f"NULL::JSON AS {column}")
+        elif name == "ts" and kind_of.startswith("TIMESTAMP"):
+            utc = f"{column}::TIMESTAMPTZ AT TIME ZONE 'UTC'" if "TIME ZONE" in kind_of else column
+            projections.append(f"to_json(strftime({utc}, '%Y-%m-%dT%H:%M:%S.%f') || 'Z') AS {column}")
+        else:
+            projections.append(f"to_json({column}) AS {column}")
+    missing = [n for n in wanted if n not in types and n in model.features]
+    extra = [n for n in types if n not in wanted]
+    return f"(SELECT {', '.join(projections)} FROM {reader})", missing, extra
+
+
+def stage(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, source: str,
+          now: datetime) -> int | None:
+    """Stage `relation` (JSON columns named as in field_names) into temp.incoming; the number of rows, or
+    None when the batch needs the slow path."""
+    if source == "labels":
+        return _stage_labels(tx, relation, model, now)
     select = [f"{_ts('ts')} AS ts", f"{_text('request_id')} AS request_id",
               f"{_value('model_version', 'VARCHAR')[0]} AS model_version"]
     checks = [f"{_ts('ts')} IS NOT NULL", "json_type(request_id) IN ('VARCHAR', 'BIGINT', 'UBIGINT')",
@@ -93,23 +131,21 @@ def stage(tx: duckdb.DuckDBPyConnection, path: Path, model: ModelConfig, source:
         select.append(f"{value} AS {quote_ident(feature)}")
         checks.append(ok)
     checks.append("(features IS NULL OR json_type(features) IN ('OBJECT', 'NULL'))")
-    return _stage(tx, path, columns, select, checks, [now])
+    return _stage(tx, relation, select, checks, [now])
 
 
-def _stage_labels(tx: duckdb.DuckDBPyConnection, path: Path, model: ModelConfig, now: datetime) -> int | None:
-    columns = "{'request_id': 'JSON', 'label': 'JSON', 'ts': 'JSON'}"
+def _stage_labels(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, now: datetime) -> int | None:
     select = ["?::VARCHAR AS model", f"{_text('request_id')} AS request_id", f"{_text('label')} AS label",
               f"CASE WHEN ts IS NULL OR json_type(ts) = 'NULL' THEN ?::TIMESTAMP ELSE {_ts('ts')} END AS ts",
               "?::TIMESTAMP AS ingested_at"]
     checks = ["json_type(request_id) IN ('VARCHAR', 'BIGINT', 'UBIGINT')", f"{_text('request_id')} <> ''",
               "label IS NOT NULL AND json_type(label) <> 'NULL'", _scalar_ok("label"),
               f"(ts IS NULL OR json_type(ts) = 'NULL' OR {_ts('ts')} IS NOT NULL)"]
-    return _stage(tx, path, columns, select, checks, [model.name, now, now])
+    return _stage(tx, relation, select, checks, [model.name, now, now])
 
 
-def _stage(tx: duckdb.DuckDBPyConnection, path: Path, columns: str, select: list[str], checks: list[str],
+def _stage(tx: duckdb.DuckDBPyConnection, reader: str, select: list[str], checks: list[str],
            params: list) -> int | None:
-    reader = f"read_json({_lit(str(path))}, format = 'newline_delimited', columns = {columns})"
     valid = " AND ".join(f"coalesce({c}, false)" for c in checks)
     tx.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join(select)}, {valid} AS _ok FROM {reader}",
                params)

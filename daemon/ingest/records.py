@@ -31,6 +31,8 @@ def parse_ts(value: Any, key: str = "ts") -> datetime:
         if not math.isfinite(value):
             raise Rejected(f"{key} is not finite")
         return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+    if isinstance(value, datetime):  # a typed timestamp column (Parquet): naive ones are taken as UTC
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)

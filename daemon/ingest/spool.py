@@ -153,6 +153,8 @@ class SpoolReader:
         notes = []
         if known is not None:
             notes.append(f"{path.name} changed after it was read; re-reading it (duplicates are kept out)")
+        if spool_format(path) != ".jsonl.gz" and self._commit_tabular_fast(source, path, st, notes, report):
+            return
         try:
             batch = self._parse_whole(source, path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal
@@ -233,7 +235,8 @@ class SpoolReader:
         now = utcnow()
         try:
             with self.store.transaction() as tx:
-                staged = fast.stage(tx, source_file, self.model, source, now)
+                staged = fast.stage(tx, fast.jsonl_relation(source_file, self.model, source), self.model, source,
+                                    now)
                 if staged is None:
                     raise _SlowPath
                 duplicates = self._append(tx, source)
@@ -252,6 +255,40 @@ class SpoolReader:
         report.duplicates += len(duplicates)
         report.quarantined += len(duplicates)
         report.bytes += len(complete)
+        report.fast_batches += 1
+        report.files.append(path.name)
+        return True
+
+    def _commit_tabular_fast(self, source: str, path: Path, st: os.stat_result, notes: list[str],
+                             report: IngestReport) -> bool:
+        """CSV and Parquet through DuckDB's readers, judged by the same SQL as JSONL."""
+        now = utcnow()
+        try:
+            with self.store.transaction() as tx:
+                relation, missing, extra = fast.tabular_relation(tx, path, self.model, source, spool_format(path))
+                staged = fast.stage(tx, relation, self.model, source, now)
+                if staged is None:
+                    raise _SlowPath
+                duplicates = self._append(tx, source)
+                rejects = [(None, b"", note) for note in notes]
+                if extra:
+                    rejects.append((None, b"", "extra column(s) ignored: " + ", ".join(extra)))
+                if missing:
+                    rejects.append((None, b"", "missing feature column(s), stored as NULL: " + ", ".join(missing)))
+                rejects += [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
+                            for r in duplicates]
+                self._record(tx, source, path.name, st, st.st_size, staged, now, rejects)
+        except (_SlowPath, duckdb.Error) as exc:
+            if isinstance(exc, duckdb.Error):
+                log.debug("%s/%s: fast path declined %s: %s", self.model.name, source, path.name, exc)
+            return False
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.store.cursor().execute("DROP TABLE IF EXISTS temp.incoming")
+        report.rows += staged - len(duplicates)
+        report.duplicates += len(duplicates)
+        report.quarantined += len(rejects)
+        report.bytes += st.st_size
         report.fast_batches += 1
         report.files.append(path.name)
         return True
