@@ -21,46 +21,56 @@ _NUMBER = r"'^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$'"
 _OFFSET = r"'(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$'"
 
 
-def _ts(expr: str) -> str:
-    """ISO-8601 with an offset, or epoch seconds, as naive UTC; NULL when neither."""
-    text = f"({expr} ->> '$')"
-    return (f"CASE WHEN json_type({expr}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-            f"THEN to_timestamp({text}::DOUBLE) AT TIME ZONE 'UTC' "
-            f"WHEN json_type({expr}) = 'VARCHAR' AND regexp_matches({text}, {_OFFSET}) "
-            f"THEN try_cast({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END")
+class _Field:
+    """One input field, read once: its JSON (`j`), JSON type (`t`) and text (`s`) are columns of an inner
+    query, so each is computed once per row however many checks use it."""
 
+    def __init__(self, index: int) -> None:
+        self.j, self.t, self.s = f"j{index}", f"t{index}", f"s{index}"
 
-def _text(expr: str) -> str:
-    """A JSON scalar as the text records.coerce(..., "VARCHAR") gives: strings as-is, others as JSON."""
-    return f"(CASE WHEN json_type({expr}) = 'VARCHAR' THEN {expr} ->> '$' ELSE json({expr})::VARCHAR END)"
+    @property
+    def nullish(self) -> str:
+        return f"({self.t} IS NULL OR {self.t} = 'NULL')"
 
+    def ts(self) -> str:
+        """ISO-8601 with an offset, or epoch seconds, as naive UTC; NULL when neither."""
+        return (f"CASE WHEN {self.t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                f"THEN to_timestamp(try_cast({self.s} AS DOUBLE)) AT TIME ZONE 'UTC' "
+                f"WHEN {self.t} = 'VARCHAR' AND regexp_matches({self.s}, {_OFFSET}) "
+                f"THEN try_cast({self.s} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' END")
 
-def _scalar_ok(expr: str) -> str:
-    return f"({expr} IS NULL OR json_type({expr}) = 'NULL' OR json_type({expr}) IN {SCALAR_JSON})"
+    def text(self) -> str:
+        """A JSON scalar as records.coerce(..., "VARCHAR") gives it: strings as-is, others as JSON text."""
+        return f"(CASE WHEN {self.t} = 'VARCHAR' THEN {self.s} ELSE {self.j}::VARCHAR END)"
 
+    def scalar_ok(self) -> str:
+        return f"({self.nullish} OR {self.t} IN {SCALAR_JSON})"
 
-def _value(expr: str, kind: str) -> tuple[str, str]:
-    """(SQL for the stored value, SQL that is true when the JSON value is acceptable) for a typed field."""
-    nullish = f"({expr} IS NULL OR json_type({expr}) = 'NULL')"
-    text = f"({expr} ->> '$')"
-    if kind == "VARCHAR":
-        return _text(expr), _scalar_ok(expr)
-    if kind == "DOUBLE":
-        value = f"try_cast({text} AS DOUBLE)"
-        numeric = (f"(json_type({expr}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') OR "
-                   f"(json_type({expr}) = 'VARCHAR' AND regexp_matches({text}, {_NUMBER})))")
-        return value, f"({nullish} OR ({numeric} AND isfinite({value})))"
-    if kind == "BIGINT":
-        value = f"try_cast(try_cast({text} AS DOUBLE) AS BIGINT)"
-        integral = (f"(json_type({expr}) IN ('BIGINT', 'UBIGINT') OR (json_type({expr}) = 'DOUBLE' AND "
-                    f"{text}::DOUBLE = floor({text}::DOUBLE)) OR (json_type({expr}) = 'VARCHAR' AND "
-                    f"regexp_matches({text}, '^\\s*-?[0-9]+\\s*$')))")
-        return value, f"({nullish} OR ({integral} AND {value} IS NOT NULL))"
-    if kind == "BOOLEAN":
-        value = f"(CASE WHEN json_type({expr}) = 'BOOLEAN' THEN {text}::BOOLEAN ELSE lower({text}) = 'true' END)"
-        ok = f"({nullish} OR json_type({expr}) = 'BOOLEAN' OR lower({text}) IN ('true', 'false'))"
-        return value, ok
-    raise ValueError(kind)
+    def value(self, kind: str) -> tuple[str, str]:
+        """(SQL for the stored value, SQL true when the JSON value is acceptable) for a typed field."""
+        if kind == "VARCHAR":
+            return self.text(), self.scalar_ok()
+        if kind == "DOUBLE":
+            value = f"try_cast({self.s} AS DOUBLE)"
+            ok = (f"(CASE WHEN {self.nullish} THEN true "
+                  f"WHEN {self.t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN isfinite({value}) "
+                  f"WHEN {self.t} = 'VARCHAR' THEN regexp_matches({self.s}, {_NUMBER}) AND isfinite({value}) "
+                  "ELSE false END)")
+            return value, ok
+        if kind == "BIGINT":
+            value = f"try_cast(try_cast({self.s} AS DOUBLE) AS BIGINT)"
+            ok = (f"(CASE WHEN {self.nullish} THEN true "
+                  f"WHEN {self.t} IN ('BIGINT', 'UBIGINT') THEN {value} IS NOT NULL "
+                  f"WHEN {self.t} = 'DOUBLE' THEN {self.s}::DOUBLE = floor({self.s}::DOUBLE) AND {value} IS NOT NULL "
+                  f"WHEN {self.t} = 'VARCHAR' THEN regexp_matches({self.s}, '^\\s*-?[0-9]+\\s*$') "
+                  f"AND {value} IS NOT NULL ELSE false END)")
+            return value, ok
+        if kind == "BOOLEAN":
+            value = f"(CASE WHEN {self.t} = 'BOOLEAN' THEN {self.s}::BOOLEAN ELSE lower({self.s}) = 'true' END)"
+            words = f"({self.t} = 'VARCHAR' AND lower({self.s}) IN ('true', 'false'))"
+            ok = f"({self.nullish} OR {self.t} = 'BOOLEAN' OR {words})"
+            return value, ok
+        raise ValueError(kind)
 
 
 def field_names(model: ModelConfig, source: str) -> list[str]:
@@ -109,46 +119,53 @@ def stage(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, sour
     None when the batch needs the slow path."""
     if source == "labels":
         return _stage_labels(tx, relation, model, now)
-    select = [f"{_ts('ts')} AS ts", f"{_text('request_id')} AS request_id",
-              f"{_value('model_version', 'VARCHAR')[0]} AS model_version"]
-    checks = [f"{_ts('ts')} IS NOT NULL", "json_type(request_id) IN ('VARCHAR', 'BIGINT', 'UBIGINT')",
-              f"{_text('request_id')} <> ''", _value("model_version", "VARCHAR")[1]]
-    prediction_kind = "DOUBLE" if model.task == "regression" else "VARCHAR"
-    for name, kind in (("prediction", prediction_kind), ("latency_ms", "DOUBLE"), ("error", "VARCHAR")):
-        value, ok = _value(name, kind)
-        select.append(f"{value} AS {name}")
+    inputs = ["ts", "request_id", "model_version", "prediction", "score", "latency_ms", "error"]
+    sources = [quote_ident(n) for n in inputs]
+    for feature in model.features:
+        # a feature comes from the `features` object when there is one, else from the top level
+        sources.append(f"(CASE WHEN features IS NOT NULL AND json_type(features) <> 'NULL' "
+                       f"THEN json_extract(features, {_lit('$.' + _json_key(feature))}) "
+                       f"ELSE {quote_ident(feature)} END)")
+    fields = [_Field(i) for i in range(len(sources))]
+    ts, request_id, version, prediction, score, latency, error, *features = fields
+    select = [f"{ts.ts()} AS ts", f"{request_id.text()} AS request_id"]
+    checks = [f"{ts.ts()} IS NOT NULL", f"{request_id.t} IN ('VARCHAR', 'BIGINT', 'UBIGINT')",
+              f"{request_id.text()} <> ''"]
+    kinds = [("model_version", version, "VARCHAR"),
+             ("prediction", prediction, "DOUBLE" if model.task == "regression" else "VARCHAR"),
+             ("latency_ms", latency, "DOUBLE"), ("error", error, "VARCHAR")]
+    kinds += [(name, field, kind) for (name, kind), field in zip(model.features.items(), features, strict=True)]
+    for name, field, kind in kinds:
+        value, ok = field.value(kind)
+        select.append(f"{value} AS {quote_ident(name)}")
         checks.append(ok)
     # score may be an object class -> probability: stored as NULL for now, as records.py does
-    score_value, score_ok = _value("score", "DOUBLE")
-    select.append(f"CASE WHEN json_type(score) = 'OBJECT' THEN NULL ELSE {score_value} END AS score")
-    checks.append(f"(json_type(score) = 'OBJECT' OR {score_ok})")
+    score_value, score_ok = score.value("DOUBLE")
+    select.append(f"CASE WHEN {score.t} = 'OBJECT' THEN NULL ELSE {score_value} END AS score")
+    checks.append(f"({score.t} = 'OBJECT' OR {score_ok})")
     select.append("?::TIMESTAMP AS ingested_at")
-    for feature, kind in model.features.items():
-        # features come from the `features` object when there is one, else from the top level
-        expr = (f"(CASE WHEN features IS NOT NULL AND json_type(features) <> 'NULL' "
-                f"THEN json_extract(features, {_lit('$.' + _json_key(feature))}) ELSE {quote_ident(feature)} END)")
-        value, ok = _value(expr, kind)
-        select.append(f"{value} AS {quote_ident(feature)}")
-        checks.append(ok)
     checks.append("(features IS NULL OR json_type(features) IN ('OBJECT', 'NULL'))")
-    return _stage(tx, relation, select, checks, [now])
+    return _stage(tx, relation, sources, fields, select, checks, [now], extra=["features"])
 
 
 def _stage_labels(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, now: datetime) -> int | None:
-    select = ["?::VARCHAR AS model", f"{_text('request_id')} AS request_id", f"{_text('label')} AS label",
-              f"CASE WHEN ts IS NULL OR json_type(ts) = 'NULL' THEN ?::TIMESTAMP ELSE {_ts('ts')} END AS ts",
-              "?::TIMESTAMP AS ingested_at"]
-    checks = ["json_type(request_id) IN ('VARCHAR', 'BIGINT', 'UBIGINT')", f"{_text('request_id')} <> ''",
-              "label IS NOT NULL AND json_type(label) <> 'NULL'", _scalar_ok("label"),
-              f"(ts IS NULL OR json_type(ts) = 'NULL' OR {_ts('ts')} IS NOT NULL)"]
-    return _stage(tx, relation, select, checks, [model.name, now, now])
+    fields = [_Field(i) for i in range(3)]
+    request_id, label, ts = fields
+    select = ["?::VARCHAR AS model", f"{request_id.text()} AS request_id", f"{label.text()} AS label",
+              f"CASE WHEN {ts.nullish} THEN ?::TIMESTAMP ELSE {ts.ts()} END AS ts", "?::TIMESTAMP AS ingested_at"]
+    checks = [f"{request_id.t} IN ('VARCHAR', 'BIGINT', 'UBIGINT')", f"{request_id.text()} <> ''",
+              f"NOT {label.nullish}", label.scalar_ok(), f"({ts.nullish} OR {ts.ts()} IS NOT NULL)"]
+    return _stage(tx, relation, ["request_id", "label", "ts"], fields, select, checks, [model.name, now, now])
 
 
-def _stage(tx: duckdb.DuckDBPyConnection, reader: str, select: list[str], checks: list[str],
-           params: list) -> int | None:
+def _stage(tx: duckdb.DuckDBPyConnection, reader: str, sources: list[str], fields: list[_Field],
+           select: list[str], checks: list[str], params: list, extra: tuple | list = ()) -> int | None:
+    raw = ", ".join([*(f"{src} AS {f.j}" for src, f in zip(sources, fields, strict=True)), *extra])
+    typed = ", ".join([*(f"{f.j}, json_type({f.j}) AS {f.t}, {f.j} ->> '$' AS {f.s}" for f in fields), *extra])
     valid = " AND ".join(f"coalesce({c}, false)" for c in checks)
-    tx.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {', '.join(select)}, {valid} AS _ok FROM {reader}",
-               params)
+    tx.execute(f"""CREATE OR REPLACE TEMP TABLE incoming AS
+                   SELECT {', '.join(select)}, {valid} AS _ok
+                   FROM (SELECT {typed} FROM (SELECT {raw} FROM {reader}))""", params)
     total, bad = tx.execute("SELECT count(*), count(*) FILTER (NOT _ok) FROM temp.incoming").fetchone()
     if bad:
         return None
