@@ -7,7 +7,8 @@
 # Every step runs even when an earlier one failed. Writes gpu_check.txt/.json (the .json holds every
 # call's value and cost, shaped like tests/fixtures/nvml/h200-probe.json), nvidia-smi-q.txt and
 # nvidia-smi-query.csv (captures to add under tests/fixtures/nvml/ for a new GPU model), and
-# gpu_check_fake.txt (the same measurement against the recorded H200, on this machine's CPU).
+# gpu_check_fake.txt (the same measurement against the recorded H200, on this machine's CPU), whose cost
+# sections (sampler ticks, and the gpu check per run) are printed.
 # Exit status: gpu_check.py's.
 set -u
 OUT=${OUT:-bench/out}
@@ -38,7 +39,7 @@ head -c 600 "$OUT/nvidia-smi-query.csv"; echo
 step "bench/gpu_check.py --fake (recorded H200, this CPU; full text in gpu_check_fake.txt)"
 timeout 60 python3 bench/gpu_check.py --fake --json "$OUT/gpu_check_fake.json" >"$OUT/gpu_check_fake.txt" 2>&1 \
     || echo "!! gpu_check.py --fake failed"
-sed -n '/== cost per tick ==/,/sampler.s own/p' "$OUT/gpu_check_fake.txt"
+sed -n '/== cost per tick ==/,/== cost per call ==/p' "$OUT/gpu_check_fake.txt"
 
 ls -l "$OUT"
 exit "$rc"

@@ -7,8 +7,11 @@
 Prints plain text: per GPU and field, the sampler's value next to nvidia-smi's; then per GPU the cost of a
 fast tick, a slow tick, a cached slow tick and a fast tick while a slow one runs in another thread (median
 and p99 of 200/5 ticks, in us), each beside a bare loop of the same raw pynvml calls (the sampler's own
-overhead is the ratio); then every call's cost. --json also writes the figures, plus every call's value
-and error in the shape of tests/fixtures/nvml/h200-probe.json, so a run on a new GPU model is a capture.
+overhead is the ratio); then what the daemon pays per run of the gpu check (the provider's dict from a
+fast tick and the cached slow one, GPU memory mapped to 5 models, and the pure check) beside the fast tick
+alone, plus the run that finds the slow read due and, where duckdb is importable, the whole run with its
+write to a store; then every call's cost. --json also writes the figures, plus every call's value and
+error in the shape of tests/fixtures/nvml/h200-probe.json, so a run on a new GPU model is a capture.
 
 With --fake, nvidia-smi's side is the recorded h200-nvidia-smi-query.csv (taken at another moment, so the
 live values differ) and times measure Python only; "recorded" columns give what the calls cost on the H200.
@@ -447,11 +450,94 @@ def main(argv: list[str] | None = None) -> int:
     report.section("environment", environment)
     report.section("values: sampler beside nvidia-smi", side_by_side)
     report.section("cost per tick", costs)
+    report.section("cost of the gpu check per run", lambda: check_costs(sampler, n_gpus, args, deadline, data))
     report.section("cost per call", per_call)
     data["elapsed_s"] = round(time.monotonic() - started, 2)
     print(f"\ndone in {data['elapsed_s']} s" + (" (a section failed, see above)" if report.failed else ""))
     sampler.close()
     return write_json(args.json, {"gpu": True, **data}, 1 if report.failed else 0)
+
+
+MODELS = {f"model{i}": {4_000_000 + i} for i in range(5)}  # 5 models' pids: the mapping is paid, never matched
+
+
+def check_costs(sampler: Any, n_gpus: int, args: Any, deadline: float, data: dict[str, Any]) -> None:
+    """The gpu check as the daemon runs it each interval, beside the sampler's fast tick alone.
+
+    provider = daemon/sources/gpu_input.py's GpuInput.sample (fast tick, slow tick from the TTL cache, the
+    dict, GPU memory per model); check = provider + checks/gpu.py's evaluate; slow_due = a run that finds
+    the slow read due (once per slow_interval); store = daemon/runner.py's run_check, which also writes
+    the metrics, the run and the alert state to DuckDB (only where duckdb and psutil are importable).
+    """
+    from checks.gpu import GpuSettings, evaluate
+
+    gpu_input = importlib.import_module("daemon.sources.gpu_input")
+    settings = GpuSettings()
+    ttl = float(settings.slow_interval)
+    source = gpu_input.GpuInput(sampler)
+    ttl_before = sampler.slow_ttl_s
+    n = args.fast_ticks
+
+    def provider() -> dict[str, Any]:
+        return source.sample(MODELS, ttl)
+
+    def check() -> Any:
+        return evaluate({"gpu_sample": provider()}, settings)
+
+    try:
+        result = check()  # also fills the slow cache
+        fixed = provider()
+        out: dict[str, Any] = {
+            "fast": stats_us(timed(sampler.sample_fast, n, deadline), n_gpus),
+            "provider": stats_us(timed(provider, n, deadline), n_gpus),
+            "evaluate": stats_us(timed(lambda: evaluate({"gpu_sample": fixed}, settings), n, deadline), n_gpus),
+            "check": stats_us(timed(check, n, deadline), n_gpus),
+            "slow_due": stats_us(timed(lambda: evaluate({"gpu_sample": source.sample(MODELS, 0.0)}, settings),
+                                       args.slow_ticks, deadline), n_gpus),
+        }
+        out["store"] = store_costs(sampler, n_gpus, min(n, 50), deadline)
+    finally:
+        sampler.slow_ttl_s = ttl_before
+    out["metric_rows_per_run"] = len(result.metrics) + 2  # + check_duration_seconds and check_success
+    out["status"], out["reason"] = result.status.value, result.reason
+    data["check_costs"] = out
+    print(f"per GPU, in us ({n_gpus} GPU(s), 5 models); the daemon runs the check every `interval` (15 s)")
+    print(f"  {'run':<10} {'n':>5} {'median':>11} {'p99':>11} {'max':>11}   vs fast (median)")
+    for name in ("fast", "provider", "evaluate", "check", "slow_due", "store"):
+        s = out[name]
+        if s is None:
+            continue
+        ratio = f"x{s['median_us'] / out['fast']['median_us']:.2f}" if s["n"] and out["fast"]["median_us"] else ""
+        print(f"  {name:<10} {s['n']:>5} {s['median_us']:>11.1f} {s['p99_us']:>11.1f} {s['max_us']:>11.1f}   {ratio}")
+    if out["store"] is None:
+        print("  (store: skipped, duckdb/psutil not importable here; run with --fake where the venv is)")
+    print(f"  metric rows per run: {out['metric_rows_per_run']}; the check said {out['status']}: {out['reason']}")
+
+
+def store_costs(sampler: Any, n_gpus: int, n: int, deadline: float) -> dict[str, float] | None:
+    """run_check against a temporary store, with the daemon's own gpu provider reading this sampler's NVML."""
+    try:
+        import tempfile
+
+        from checks.gpu import GpuSettings
+        from daemon.config import CheckConfig
+        from daemon.inputs import InputContext
+        from daemon.runner import run_check
+        from daemon.sources import gpu as gpu_source
+        from daemon.store.db import Store
+    except ImportError:
+        return None
+    gpu_source._INPUT = gpu_source.GpuInput(sampler)  # the provider's singleton, on the sampler measured here
+    check = CheckConfig("gpu", 15.0, GpuSettings())
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        store = Store(Path(tmp) / "bench.duckdb")
+        try:
+            ctx = InputContext(store, None, None, None)  # type: ignore[arg-type]  (the gpu input needs neither)
+            run_check(ctx, check)
+            return stats_us(timed(lambda: run_check(ctx, check), n, deadline), n_gpus)
+        finally:
+            store.close()
+            gpu_source._INPUT = None
 
 
 def _recorded_median(recorded: dict[str, Any], key: str) -> float | None:

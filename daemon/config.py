@@ -336,8 +336,11 @@ class _Validator:
             values[name] = value
         try:
             settings = spec.settings(**values)
-        except ValueError as exc:  # a check's own cross-field rules (__post_init__) speak through here
-            self.fail(key, str(exc), raw="settings that do not fit together")
+        except ValueError as exc:  # a check's own rules (__post_init__) speak through here
+            message = str(exc)
+            if ", found " in message:  # it already says what it found
+                raise ConfigError(self.path, key, message) from None
+            self.fail(key, message, raw="settings that do not fit together")
         self.ordered_thresholds(key, settings)
         return CheckConfig(spec.name, interval, settings)
 
@@ -346,7 +349,8 @@ class _Validator:
         names = {f.name for f in dataclasses.fields(settings)}
         for warn_name, crit_name in _threshold_pairs(names):
             warn, crit = getattr(settings, warn_name), getattr(settings, crit_name)
-            if warn is not None and crit is not None and warn > crit:
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (warn, crit))
+            if numbers and warn > crit:
                 self.fail(f"{key}.{warn_name}", f"a value not above {crit_name} ({crit:g})", warn)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.config import DaemonSettings, ModelConfig
+from daemon.config import CheckConfig, DaemonSettings, ModelConfig
 from daemon.sources.host import HostSampler
 from daemon.store.db import Store, quote_ident
 
@@ -22,6 +22,7 @@ class InputContext:
     daemon: DaemonSettings
     model: ModelConfig | None  # None for host-scoped checks
     host: HostSampler
+    check: CheckConfig | None = None  # the check being run, so a provider can read its settings
 
 
 Provider = Callable[[InputContext], Any]
@@ -58,3 +59,9 @@ def _newest_prediction(ctx: InputContext) -> float | None:
 @provides("host_sample")
 def _host_sample(ctx: InputContext) -> dict[str, Any]:
     return ctx.host.sample()
+
+
+# Providers that live beside their data source register themselves on import: one line each.
+from daemon.sources import gpu as _gpu  # noqa: E402,F401  (registers providers)
+from daemon.sources import process as _process  # noqa: E402,F401  (registers providers)
+from daemon.sources import service as _service  # noqa: E402,F401  (registers providers)

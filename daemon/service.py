@@ -24,7 +24,7 @@ from daemon.inputs import InputContext
 from daemon.notify import Notifier, watchdog_interval
 from daemon.runner import run_check
 from daemon.scheduling import Jobs, JobSpec
-from daemon.sources.host import HostSampler
+from daemon.sources.host import HostSampler, model_paths
 from daemon.store import queries
 from daemon.store.db import Store, ensure_model_tables
 
@@ -41,7 +41,7 @@ class Daemon:
         self.started = time.time()
         self.notifier = Notifier()
         self.jobs = Jobs()
-        self.host = HostSampler(self.config.daemon.state_dir)
+        self.host = HostSampler(self.config.daemon.state_dir, extra_paths=model_paths(self.config.models))
         self.api_pool = ThreadPoolExecutor(4, thread_name_prefix="api")
         self.readers: dict[str, SpoolReader] = {}
         self.reloads = 0
@@ -147,6 +147,7 @@ class Daemon:
         added, replaced, removed = self.jobs.sync(self._wanted_jobs(new))
         logging.getLogger().setLevel(new.daemon.log_level.upper())
         self.config = new
+        self.host.set_paths([new.daemon.state_dir, *model_paths(new.models)])
         self.reloads += 1
         self.last_reload_error = None
         log.info("config reloaded: %d jobs added, %d changed, %d removed", len(added), len(replaced), len(removed))

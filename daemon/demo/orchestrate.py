@@ -77,6 +77,7 @@ def run_demo(config_path: Path, state_dir: Path | None, headless: bool, seconds:
         simulator = _spawn(["-m", "daemon.demo.simulator", "--spool-root", str(state / "spool"),
                             "--reference-dir", str(state / "reference")], simulator_log)
         children.append(simulator)
+        (state / "simulator.pid").write_text(f"{simulator.pid}\n")  # the demo's "model server" (process check)
         daemon = _spawn(["-m", "daemon.cli", "daemon", "--config", str(config_path), "--state-dir", str(state)],
                         daemon_log)
         children.append(daemon)

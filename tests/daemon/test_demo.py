@@ -12,10 +12,11 @@ def test_headless_demo_serves_real_traffic_and_prints_status(short_tmp):
         capture_output=True, text=True, cwd=REPO, timeout=90,
     )
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert "MODEL" in lines and "@host" in lines
-    assert "OK" in lines["churn"] and "newest prediction" in lines["churn"]
-    assert "OK" in lines["diabetes"]
+    rows = {tuple(line.split()[:2]): line for line in result.stdout.splitlines() if len(line.split()) > 2}
+    assert ("MODEL", "CHECK") in rows and ("@host", "host") in rows
+    assert "OK" in rows[("churn", "freshness")] and "newest prediction" in rows[("churn", "freshness")]
+    assert "OK" in rows[("diabetes", "freshness")]
+    assert "OK" in rows[("churn", "process")]  # the simulator plays the model server
     # the simulator wrote logs, the daemon ingested them, and both children are gone
     assert list((short_tmp / "spool" / "churn" / "predictions").glob("predictions-*.jsonl"))
     assert "stopped cleanly" in (short_tmp / "daemon.log").read_text()
