@@ -77,6 +77,9 @@ class SpoolReader:
         self.store = store
         self.model = model
         self.scratch = scratch or store.path.parent / "ingest-tmp"
+        # Files known to be fully consumed, by (source, name) -> (inode, size, mtime): an idle spool then
+        # costs one stat per file and no query.
+        self._settled: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     def poll(self) -> IngestReport:
         report = IngestReport()
@@ -90,25 +93,29 @@ class SpoolReader:
             return
         for path in sorted(p for p in spool.iterdir() if spool_format(p) and p.is_file()):
             try:
-                self._read_file(source, path, report)
+                st = path.stat()
+                if self._settled.get((source, path.name)) == (st.st_ino, st.st_size, st.st_mtime_ns):
+                    continue
+                if self._read_file(source, path, report):
+                    self._settled[(source, path.name)] = (st.st_ino, st.st_size, st.st_mtime_ns)
             except FileNotFoundError:
                 log.info("%s/%s: %s disappeared while being read", self.model.name, source, path.name)
 
     # -- one file -------------------------------------------------------------------------------
 
-    def _read_file(self, source: str, path: Path, report: IngestReport) -> None:
+    def _read_file(self, source: str, path: Path, report: IngestReport) -> bool:
+        """Read what is new in one file; True when it was already fully consumed (nothing to do)."""
         st = path.stat()
         known = self.store.cursor().execute(
             'SELECT inode, size, "offset", rows FROM ingest_offsets WHERE model = ? AND source = ? AND file = ?',
             [self.model.name, source, path.name],
         ).fetchone()
         if spool_format(path) == ".jsonl":
-            self._read_jsonl(source, path, st, known, report)
-        else:
-            self._read_whole(source, path, st, known, report)
+            return self._read_jsonl(source, path, st, known, report)
+        return self._read_whole(source, path, st, known, report)
 
     def _read_jsonl(self, source: str, path: Path, st: os.stat_result, known: tuple | None,
-                    report: IngestReport) -> None:
+                    report: IngestReport) -> bool:
         offset, line_no, notes = 0, 0, []
         if known is not None:
             inode, _size, offset, line_no = known
@@ -120,7 +127,7 @@ class SpoolReader:
                              "not re-read: new lines are read from the new end")
                 offset = st.st_size
         if st.st_size == offset and not notes:
-            return
+            return known is not None and known[0] == st.st_ino
         with open(path, "rb") as fh:
             fh.seek(offset)
             chunk = fh.read(min(st.st_size - offset, MAX_BYTES_PER_PASS))
@@ -143,18 +150,19 @@ class SpoolReader:
             report.slow_batches += 1
         for note in notes:
             log.warning("%s/%s: %s", self.model.name, source, note)
+        return False
 
     def _read_whole(self, source: str, path: Path, st: os.stat_result, known: tuple | None,
-                    report: IngestReport) -> None:
+                    report: IngestReport) -> bool:
         if known is not None and known[0] == st.st_ino and known[1] == st.st_size:
-            return  # already consumed
+            return True  # already consumed
         if time.time() - st.st_mtime < SETTLE_S and spool_format(path) == ".jsonl.gz" and not _gzip_complete(path):
-            return  # still being written: wait
+            return False  # still being written: wait
         notes = []
         if known is not None:
             notes.append(f"{path.name} changed after it was read; re-reading it (duplicates are kept out)")
         if spool_format(path) != ".jsonl.gz" and self._commit_tabular_fast(source, path, st, notes, report):
-            return
+            return False
         try:
             batch = self._parse_whole(source, path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal
@@ -163,6 +171,7 @@ class SpoolReader:
         batch.consumed = st.st_size
         self._commit(source, path, st, batch, report)
         report.slow_batches += 1
+        return False
 
     # -- parsing ---------------------------------------------------------------------------------
 
