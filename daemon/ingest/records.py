@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 from daemon.config import ModelConfig
 
 RAW_CAP = 4096
+_EPOCH = re.compile(r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$")  # the same as fast.py's _NUMBER
 ARROW_TYPES = {"DOUBLE": pa.float64(), "BIGINT": pa.int64(), "VARCHAR": pa.string(), "BOOLEAN": pa.bool_()}
 
 
@@ -33,6 +35,8 @@ def parse_ts(value: Any, key: str = "ts") -> datetime:
         return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
     if isinstance(value, datetime):  # a typed timestamp column (Parquet): naive ones are taken as UTC
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, str) and _EPOCH.match(value):  # epoch seconds written as text (CSV, some loggers)
+        return parse_ts(float(value), key)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)

@@ -128,6 +128,12 @@ class SpoolReader:
                 offset = st.st_size
         if st.st_size == offset and not notes:
             return known is not None and known[0] == st.st_ino
+        if offset == 0 and not notes and _ends_with_newline(path, st.st_size):
+            # A complete file read for the first time: DuckDB reads it in place, whatever its size, and
+            # Python never holds its bytes. (Its line count is taken from the rows: blank lines are not
+            # counted, which only shifts line numbers of lines appended later.)
+            if self._commit_fast(source, path, st, 0, 0, None, True, report):
+                return False
         with open(path, "rb") as fh:
             fh.seek(offset)
             chunk = fh.read(min(st.st_size - offset, MAX_BYTES_PER_PASS))
@@ -234,8 +240,9 @@ class SpoolReader:
     # -- committing ------------------------------------------------------------------------------
 
     def _commit_fast(self, source: str, path: Path, st: os.stat_result, offset: int, line_no: int,
-                     complete: bytes, whole_file: bool, report: IngestReport) -> bool:
-        """DuckDB's reader on a clean batch; False (nothing written) when any line needs the slow path."""
+                     complete: bytes | None, whole_file: bool, report: IngestReport) -> bool:
+        """DuckDB's reader on a clean batch (`complete`, or the whole file when None); False (nothing
+        written) when any line needs the slow path."""
         source_file = path
         if not whole_file:
             self.scratch.mkdir(exist_ok=True)
@@ -249,8 +256,9 @@ class SpoolReader:
                 if staged is None:
                     raise _SlowPath
                 duplicates = self._append(tx, source)
-                self._record(tx, source, path.name, st, offset + len(complete),
-                             line_no + complete.count(b"\n"), now,
+                consumed = st.st_size if complete is None else offset + len(complete)
+                lines = staged if complete is None else line_no + complete.count(b"\n")
+                self._record(tx, source, path.name, st, consumed, lines, now,
                              [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
                               for r in duplicates])
         except (_SlowPath, duckdb.Error) as exc:
@@ -263,7 +271,7 @@ class SpoolReader:
         report.rows += staged - len(duplicates)
         report.duplicates += len(duplicates)
         report.quarantined += len(duplicates)
-        report.bytes += len(complete)
+        report.bytes += st.st_size if complete is None else len(complete)
         report.fast_batches += 1
         report.files.append(path.name)
         return True
@@ -274,8 +282,9 @@ class SpoolReader:
         now = utcnow()
         try:
             with self.store.transaction() as tx:
-                relation, missing, extra = fast.tabular_relation(tx, path, self.model, source, spool_format(path))
-                staged = fast.stage(tx, relation, self.model, source, now)
+                relation, types, missing, extra = fast.tabular_relation(tx, path, self.model, source,
+                                                                        spool_format(path))
+                staged = fast.stage(tx, relation, self.model, source, now, native=types)
                 if staged is None:
                     raise _SlowPath
                 duplicates = self._append(tx, source)
@@ -329,17 +338,16 @@ class SpoolReader:
             tx.execute("INSERT INTO labels BY NAME SELECT * FROM temp.incoming")
             return []
         table = quote_ident(self.model.predictions_table)
+        # EXISTS lets DuckDB build its hash table on the smaller side (a batch, not the whole history).
+        stored_before = f"EXISTS (SELECT 1 FROM {table} t WHERE t.request_id = i.request_id)"
+        repeated = [request_id for request_id, extra in tx.execute(  # each extra copy within the batch
+            "SELECT request_id, count(*) - 1 FROM temp.incoming GROUP BY ALL HAVING count(*) > 1").fetchall()
+            for _ in range(extra)]
         duplicates = [r[0] for r in tx.execute(
-            f"""SELECT request_id FROM (
-                    SELECT request_id, row_number() OVER (PARTITION BY request_id) AS n FROM temp.incoming) b
-                WHERE n > 1 OR request_id IN (SELECT request_id FROM {table})"""
-        ).fetchall()]
-        tx.execute(
-            f"""INSERT INTO {table} BY NAME
-                SELECT * FROM temp.incoming WHERE request_id NOT IN (SELECT request_id FROM {table})
-                QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts) = 1"""
-        )
-        return duplicates
+            f"SELECT request_id FROM temp.incoming i WHERE {stored_before}").fetchall()]
+        first_only = "QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY ts) = 1" if repeated else ""
+        tx.execute(f"INSERT INTO {table} BY NAME SELECT * FROM temp.incoming i WHERE NOT {stored_before} {first_only}")
+        return duplicates + repeated
 
     def _record(self, tx: duckdb.DuckDBPyConnection, source: str, name: str, st: os.stat_result, consumed: int,
                 lines: int, now: datetime, rejects: list[tuple[int | None, bytes, str]]) -> None:
@@ -357,6 +365,14 @@ class SpoolReader:
 
 class _SlowPath(Exception):
     """The batch has a line the fast path cannot judge: roll back and take the line-by-line path."""
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    if size == 0:
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
 
 
 def _gzip_complete(path: Path) -> bool:
