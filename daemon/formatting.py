@@ -64,7 +64,13 @@ def status_table(status: dict[str, Any]) -> str:
         return "no checks configured"
     text = table(["MODEL", "CHECK", "STATUS", "AGE", "REASON"], rows)
     alerts = sum(m["open_alerts"] for m in status["models"])
-    return text + f"\n{alerts} open alert{'s' if alerts != 1 else ''}"
+    text += f"\n{alerts} open alert{'s' if alerts != 1 else ''}"
+    for model in status["models"]:
+        counts = model.get("quarantined") or {}
+        if counts:
+            kinds = ", ".join(f"{n} {reason}" for reason, n in list(counts.items())[:3])
+            text += f"\n{model['name']}: {sum(counts.values())} records quarantined ({kinds})"
+    return text
 
 
 def result_text(result: dict[str, Any], fmt: str) -> str:

@@ -72,10 +72,14 @@ def status(
         (r["model"]): r["n"]
         for r in _rows(cur, "SELECT model, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY model")
     }
+    quarantined: dict[str, dict[str, int]] = {}
+    for row in quarantine_counts(cur):
+        quarantined.setdefault(row["model"], {})[row["reason"]] = row["n"]
     models: dict[str, dict[str, Any]] = {}
     for model, check in keys:
         entry = models.setdefault(
-            model, {"name": model, "checks": [], "open_alerts": open_alerts.get(model, 0), "last_update": None}
+            model, {"name": model, "checks": [], "open_alerts": open_alerts.get(model, 0), "last_update": None,
+                    "quarantined": quarantined.get(model, {})}
         )
         run = latest.get((model, check))
         if run is None:
@@ -152,4 +156,7 @@ def check_runs(
 
 
 def quarantine_counts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    return _rows(cur, "SELECT model, reason, count(*) AS n FROM quarantine GROUP BY ALL ORDER BY model, n DESC")
+    """Rejected records per model and reason. Quoted values in reasons ("age 'x' is not a number") are
+    masked, so a counter names a kind of problem rather than each bad value."""
+    return _rows(cur, "SELECT model, regexp_replace(reason, $$'[^']*'$$, '…', 'g') AS reason, count(*) AS n "
+                      "FROM quarantine GROUP BY ALL ORDER BY model, n DESC")

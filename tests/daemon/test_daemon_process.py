@@ -44,6 +44,11 @@ def test_predictions_are_ingested_and_bad_lines_quarantined(running_daemon):
         reasons = {r[0] for r in client.sql("SELECT reason FROM quarantine")["rows"]}
         assert reasons == {"tenure_months 'lots' is not a number", "broken JSON: Expecting property name enclosed "
                            "in double quotes at column 2", "duplicate request_id"}
+        churn = next(m for m in client.status()["models"] if m["name"] == "churn")
+        assert churn["quarantined"] == {"tenure_months … is not a number": 1, "duplicate request_id": 1,
+                                        "broken JSON: Expecting property name enclosed in double quotes at column 2": 1}
+        shown = running_daemon.cli("status").stdout
+        assert "churn: 3 records quarantined (" in shown
         with open(path, "a") as fh:
             fh.write(', "prediction": "0"}\n')  # the partial line completes
         wait_for(lambda: client.sql("SELECT count(*) FROM predictions_churn")["rows"][0][0] == 3, message="r4")
