@@ -6,8 +6,10 @@ Imports nothing heavy (no duckdb, no psutil), so the TUI can use it and stay a p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -41,6 +43,7 @@ class Client:
         self.close()
 
     def _call(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+              content: bytes | None = None, headers: dict[str, str] | None = None,
               timeout: float | None = None) -> Any:
         if not self.socket_path.exists():
             raise DaemonUnreachable(f"no daemon socket at {self.socket_path}")
@@ -48,6 +51,10 @@ class Client:
             kwargs: dict[str, Any] = {"params": {k: v for k, v in (params or {}).items() if v is not None}}
             if body is not None:
                 kwargs["json"] = body
+            if content is not None:
+                kwargs["content"] = content
+            if headers is not None:
+                kwargs["headers"] = headers
             if timeout is not None:
                 kwargs["timeout"] = timeout
             response = self._http.request(method, path, **kwargs)
@@ -93,3 +100,12 @@ class Client:
 
     def snapshot(self, path: Path | str) -> dict[str, Any]:
         return self._call("POST", "/v1/snapshot", body={"path": str(Path(path).resolve())}, timeout=300)
+
+    def ingest(self, model: str, records: Iterable[dict[str, Any] | str],
+               source: str = "predictions") -> dict[str, Any]:
+        """Send records (dicts, or JSON lines as they are) as one NDJSON batch; the daemon answers once they
+        are stored: {accepted, quarantined, duplicates, file, rejected: [{line, reason}]}."""
+        lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+        return self._call("POST", f"/v1/ingest/{quote(model, safe='')}/{quote(source, safe='')}",
+                          content="".join(line + "\n" for line in lines).encode(),
+                          headers={"Content-Type": "application/x-ndjson"}, timeout=120)

@@ -77,6 +77,8 @@ class DaemonSettings:
     sql_timeout: float
     sql_max_rows: int
     shutdown_timeout: float
+    retention: float = 30 * 86400.0  # raw predictions, labels and quarantine rows older than this are deleted
+    metrics_retention: float = 400 * 86400.0  # metrics, check runs and resolved alerts
 
     @property
     def database(self) -> Path:
@@ -242,7 +244,7 @@ class _Validator:
     def daemon(self, raw: dict, state_dir_override: Path | str | None) -> DaemonSettings:
         key = "daemon"
         self.table(raw, key, {"state_dir", "socket", "log_level", "ingest_interval", "sql_timeout",
-                              "sql_max_rows", "shutdown_timeout"})
+                              "sql_max_rows", "shutdown_timeout", "retention", "metrics_retention"})
         if state_dir_override is not None:
             state_dir = Path(state_dir_override).resolve()
         else:
@@ -264,7 +266,16 @@ class _Validator:
             sql_timeout=self.positive(raw, key, "sql_timeout", Duration, Duration(10)),
             sql_max_rows=self.positive(raw, key, "sql_max_rows", int, 10_000),
             shutdown_timeout=shutdown,
+            retention=self.retention(raw, key, "retention", 30),
+            metrics_retention=self.retention(raw, key, "metrics_retention", 400),
         )
+
+    def retention(self, raw: dict, key: str, name: str, default_days: int) -> Duration:
+        # At least an hour: a bare number is seconds, and `retention = 30` must not empty the store.
+        value = self.value(raw, key, name, Duration, Duration(default_days * 86400))
+        if value < 3600:
+            self.fail(f"{key}.{name}", "a duration of at least 1h, such as \"30d\"", value)
+        return value
 
     def model(self, raw: Any, key: str, state_dir: Path) -> ModelConfig:
         if not isinstance(raw, dict):

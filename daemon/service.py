@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,18 +20,22 @@ from checks.base import Status
 from daemon import __doc__ as _  # noqa: F401  (keeps `daemon` import-light: nothing heavy in __init__)
 from daemon.api.server import ApiServer
 from daemon.config import HOST_SCOPE, Config, ConfigError, ModelConfig, load_config
-from daemon.ingest import SpoolReader, ensure_spools, spool_dirs
+from daemon.ingest import IngestReport, SpoolReader, ensure_spools, spool_dirs
+from daemon.ingest.meter import IngestMeter
 from daemon.inputs import InputContext
 from daemon.notify import Notifier, watchdog_interval
 from daemon.runner import run_check
 from daemon.scheduling import Jobs, JobSpec
 from daemon.sources.host import HostSampler, model_paths
-from daemon.store import queries
+from daemon.store import queries, retention
 from daemon.store.db import Store, ensure_model_tables
 
 log = logging.getLogger("modeltop.daemon")
 
 HEARTBEAT_JOB = "_heartbeat"
+RETENTION_JOB = "_retention"
+RETENTION_TICK_S = 300.0  # the job wakes this often and purges when due: first ~5 min after start
+RETENTION_EVERY_S = 3600.0
 
 
 class Daemon:
@@ -44,6 +49,12 @@ class Daemon:
         self.host = HostSampler(self.config.daemon.state_dir, extra_paths=model_paths(self.config.models))
         self.api_pool = ThreadPoolExecutor(4, thread_name_prefix="api")
         self.readers: dict[str, SpoolReader] = {}
+        self.meters: dict[str, IngestMeter] = {}
+        # One poll of a model's spools at a time: the scheduled ingest job and HTTP ingest both take it
+        # (re-entrant: HTTP ingest holds it across rename and poll, and polls through poll_spools).
+        self._ingest_locks: dict[str, threading.RLock] = {}
+        self._ingest_locks_guard = threading.Lock()
+        self._retention_due = time.monotonic() + 180.0
         self.reloads = 0
         self.last_reload_error: str | None = None
         self.last_heartbeat = time.monotonic()
@@ -168,7 +179,8 @@ class Daemon:
         return min(watchdog_interval() or 5.0, 5.0)
 
     def _wanted_jobs(self, config: Config) -> dict[str, JobSpec]:
-        wanted = {HEARTBEAT_JOB: JobSpec(HEARTBEAT_JOB, self._heartbeat_interval(), self._heartbeat)}
+        wanted = {HEARTBEAT_JOB: JobSpec(HEARTBEAT_JOB, self._heartbeat_interval(), self._heartbeat),
+                  RETENTION_JOB: JobSpec(RETENTION_JOB, RETENTION_TICK_S, self._retention)}
         for check in config.host_checks:
             ctx = self._context(config, None)
             job_id = f"{HOST_SCOPE}:{check.name}"
@@ -190,10 +202,37 @@ class Daemon:
 
     def _ingest_job(self, model: str):
         def ingest() -> None:
-            report = self.readers[model].poll()
+            report = self.poll_spools(model)
             if report.rows or report.quarantined:
                 log.debug("ingest %s: %d rows, %d quarantined", model, report.rows, report.quarantined)
         return ingest
+
+    def ingest_lock(self, model: str) -> threading.RLock:
+        with self._ingest_locks_guard:
+            return self._ingest_locks.setdefault(model, threading.RLock())
+
+    def poll_spools(self, model: str) -> IngestReport:
+        """One poll of a model's spools (scheduled, or right after an HTTP batch), metered either way."""
+        with self.ingest_lock(model):
+            report = self.readers[model].poll()
+            meter = self.meters.get(model)
+            if meter is None:
+                meter = self.meters[model] = IngestMeter(self.store, model, 5 * self.config.daemon.ingest_interval)
+            meter.add(report)
+            return report
+
+    def _retention(self) -> None:
+        if time.monotonic() < self._retention_due:
+            return
+        assert self.store is not None
+        settings = self.config.daemon
+        report = retention.purge(self.store, settings.retention, settings.metrics_retention,
+                                 should_stop=lambda: self._stop is not None and self._stop.is_set())
+        self._retention_due = time.monotonic() + RETENTION_EVERY_S
+        if report.rows:
+            log.info("retention: deleted %d rows in %d batches in %.1fs (%s)%s", report.rows, report.batches,
+                     report.seconds, ", ".join(f"{t} {n}" for t, n in report.deleted.items() if n),
+                     "; checkpointed" if report.checkpointed else "")
 
     def _heartbeat(self) -> None:
         self.last_heartbeat = time.monotonic()

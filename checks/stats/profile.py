@@ -45,7 +45,8 @@ RARE = "(rare)"  # display name of the pooled rare column
 KIND_BY_TYPE: Mapping[str, Kind] = {
     "double": "numeric", "float": "numeric", "real": "numeric", "int": "numeric", "integer": "numeric",
     "bigint": "numeric", "smallint": "numeric", "tinyint": "numeric", "decimal": "numeric",
-    "string": "categorical", "varchar": "categorical", "text": "categorical", "bool": "categorical",
+    "string": "categorical", "varchar": "categorical", "text": "categorical", "category": "categorical",
+    "bool": "categorical",
     "boolean": "categorical",
 }
 
@@ -103,7 +104,7 @@ class CategoricalReference:
 
     @property
     def nbytes(self) -> int:
-        return int(self.counts.nbytes + 100 * len(self.codes))
+        return int(self.counts.nbytes + 100 * len(self.codes))  # ~100 bytes per dict entry and its key
 
 
 FeatureReference = NumericReference | CategoricalReference
@@ -177,7 +178,7 @@ def kind_of_type(type_name: str) -> Kind:
 def numeric_reference(name: str, values: Any, bins: int = DEFAULT_BINS) -> NumericReference:
     """Sort the finite values once; precompute prefix sums, moments and decile bins."""
     x = finite_float(values)
-    missing = _length(values) - x.size
+    missing = len(values) - x.size
     x = np.sort(x)
     n = x.size
     if n == 0:
@@ -290,7 +291,3 @@ def _infer_kind(values: np.ndarray) -> Kind:
         numbers = all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values.tolist())
         return "numeric" if numbers and values.size else "categorical"
     return "categorical"
-
-
-def _length(values: Any) -> int:
-    return len(values)

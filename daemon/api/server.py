@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from daemon import actions
+from daemon.api import ingest
 from daemon.store import queries
 from daemon.store.migrations import LATEST
 from daemon.store.readonly_sql import SqlFailed, SqlRejected, run_query
@@ -107,6 +108,7 @@ class ApiServer:
             web.post("/v1/sql", self.sql),
             web.post("/v1/actions", self.action),
             web.post("/v1/snapshot", self.snapshot),
+            web.post("/v1/ingest/{model}/{source}", self.ingest),
         ])
         # Requests still running at shutdown get 2 s: the daemon interrupts their queries first.
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -115,6 +117,8 @@ class ApiServer:
     async def start(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_socket(path)
+        await asyncio.get_running_loop().run_in_executor(None, ingest.remove_stale_temp_files,
+                                                         self.daemon.config.models)
         await self.runner.setup()
         site = web.UnixSite(self.runner, str(path))
         await site.start()
@@ -250,6 +254,45 @@ class ApiServer:
         except (FileExistsError, FileNotFoundError, PermissionError) as exc:
             raise ApiError(400, str(exc)) from None
         return web.json_response({"path": path, "bytes": size})
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        name, source = request.match_info["model"], request.match_info["source"]
+        if source not in ingest.SOURCES:
+            raise ApiError(404, f"unknown record kind {source!r}: POST to /v1/ingest/{name}/predictions or "
+                                f"/v1/ingest/{name}/labels")
+        try:
+            model = self.daemon.config.model(name)
+        except KeyError:
+            known = ", ".join(m.name for m in self.daemon.config.models) or "none"
+            raise ApiError(404, f"unknown model {name!r}; configured models: {known}") from None
+        if ingest.spool_of(model, source) is None:
+            raise ApiError(404, f"model {name!r} has no labels spool: set models[].labels in the config")
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            raise ApiError(415, f"{request.content_type} is not a batch of records: send NDJSON with "
+                                "Content-Type: application/x-ndjson (curl: --data-binary @file, not -d, "
+                                "which drops the newlines)")
+        too_large = (f"the body is larger than {MAX_BODY // 2**20} MiB ({MAX_BODY} bytes): send the records in "
+                     "smaller batches")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise ApiError(413, too_large)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, too_large) from None
+        try:
+            data, records = ingest.to_ndjson(body)
+        except ingest.BadBatch as exc:
+            raise ApiError(400, str(exc)) from None
+        outcome = await self._db(ingest.ingest_batch, self.daemon, model, source, data, records)
+        uid, user = peer(request)
+        if outcome.get("queued"):
+            log.warning("ingest %s/%s over HTTP from %s (uid %s): %d records spooled as %s, not read yet",
+                        name, source, user, uid, records, outcome["file"])
+            return web.json_response({**outcome, "records": records}, status=202)
+        log.info("ingest %s/%s over HTTP from %s (uid %s): %d records, %d accepted, %d quarantined "
+                 "(%d duplicates), %s", name, source, user, uid, records, outcome["accepted"],
+                 outcome["quarantined"], outcome["duplicates"], outcome["file"])
+        return web.json_response(outcome)
 
 
 def _remove_stale_socket(path: Path) -> None:

@@ -52,6 +52,7 @@ class IngestReport:
     bytes: int = 0
     fast_batches: int = 0
     slow_batches: int = 0
+    lag_s: float = 0.0  # longest time from a file's last write to its rows being committed
     files: list[str] = field(default_factory=list)
 
 
@@ -241,61 +242,51 @@ class SpoolReader:
 
     def _commit_fast(self, source: str, path: Path, st: os.stat_result, offset: int, line_no: int,
                      complete: bytes | None, whole_file: bool, report: IngestReport) -> bool:
-        """DuckDB's reader on a clean batch (`complete`, or the whole file when None); False (nothing
-        written) when any line needs the slow path."""
+        """DuckDB's JSON reader on a clean batch (`complete`, or the whole file when None)."""
         source_file = path
         if not whole_file:
             self.scratch.mkdir(exist_ok=True)
             source_file = self.scratch / f"{self.model.name}-{source}.jsonl"
             source_file.write_bytes(complete)
-        now = utcnow()
-        try:
-            with self.store.transaction() as tx:
-                staged = fast.stage(tx, fast.jsonl_relation(source_file, self.model, source), self.model, source,
-                                    now)
-                if staged is None:
-                    raise _SlowPath
-                duplicates = self._append(tx, source)
-                consumed = st.st_size if complete is None else offset + len(complete)
-                lines = staged if complete is None else line_no + complete.count(b"\n")
-                self._record(tx, source, path.name, st, consumed, lines, now,
-                             [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
-                              for r in duplicates])
-        except (_SlowPath, duckdb.Error) as exc:
-            if isinstance(exc, duckdb.Error):
-                log.debug("%s/%s: fast path declined %s: %s", self.model.name, source, path.name, exc)
-            return False
-        finally:
-            with contextlib.suppress(duckdb.Error):
-                self.store.cursor().execute("DROP TABLE IF EXISTS temp.incoming")
-        report.rows += staged - len(duplicates)
-        report.duplicates += len(duplicates)
-        report.quarantined += len(duplicates)
-        report.bytes += st.st_size if complete is None else len(complete)
-        report.fast_batches += 1
-        report.files.append(path.name)
-        return True
+
+        def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
+            staged = fast.stage(tx, fast.jsonl_relation(source_file, self.model, source), self.model, source, now)
+            if complete is None:
+                return _Staged(staged, [], st.st_size, staged or 0, st.st_size)
+            return _Staged(staged, [], offset + len(complete), line_no + complete.count(b"\n"), len(complete))
+
+        return self._fast(source, path, st, stage, report)
 
     def _commit_tabular_fast(self, source: str, path: Path, st: os.stat_result, notes: list[str],
                              report: IngestReport) -> bool:
         """CSV and Parquet through DuckDB's readers, judged by the same SQL as JSONL."""
+
+        def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
+            relation, types, missing, extra = fast.tabular_relation(tx, path, self.model, source, spool_format(path))
+            staged = fast.stage(tx, relation, self.model, source, now, native=types)
+            rejects = [(None, b"", note) for note in notes]
+            if extra:
+                rejects.append((None, b"", "extra column(s) ignored: " + ", ".join(extra)))
+            if missing:
+                rejects.append((None, b"", "missing feature column(s), stored as NULL: " + ", ".join(missing)))
+            return _Staged(staged, rejects, st.st_size, staged or 0, st.st_size)
+
+        return self._fast(source, path, st, stage, report)
+
+    def _fast(self, source: str, path: Path, st: os.stat_result,
+              stage: Callable[[duckdb.DuckDBPyConnection, datetime], _Staged], report: IngestReport) -> bool:
+        """Stage, append and record offsets in one transaction; False (nothing written) when the batch
+        has anything the SQL cannot accept, so the caller takes the line-by-line path."""
         now = utcnow()
         try:
             with self.store.transaction() as tx:
-                relation, types, missing, extra = fast.tabular_relation(tx, path, self.model, source,
-                                                                        spool_format(path))
-                staged = fast.stage(tx, relation, self.model, source, now, native=types)
-                if staged is None:
+                staged = stage(tx, now)
+                if staged.rows is None:
                     raise _SlowPath
                 duplicates = self._append(tx, source)
-                rejects = [(None, b"", note) for note in notes]
-                if extra:
-                    rejects.append((None, b"", "extra column(s) ignored: " + ", ".join(extra)))
-                if missing:
-                    rejects.append((None, b"", "missing feature column(s), stored as NULL: " + ", ".join(missing)))
-                rejects += [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
-                            for r in duplicates]
-                self._record(tx, source, path.name, st, st.st_size, staged, now, rejects)
+                rejects = staged.rejects + [(None, json.dumps({"request_id": r}).encode(), "duplicate request_id")
+                                            for r in duplicates]
+                self._record(tx, source, path.name, st, staged.consumed, staged.lines, now, rejects)
         except (_SlowPath, duckdb.Error) as exc:
             if isinstance(exc, duckdb.Error):
                 log.debug("%s/%s: fast path declined %s: %s", self.model.name, source, path.name, exc)
@@ -303,10 +294,11 @@ class SpoolReader:
         finally:
             with contextlib.suppress(duckdb.Error):
                 self.store.cursor().execute("DROP TABLE IF EXISTS temp.incoming")
-        report.rows += staged - len(duplicates)
+        report.rows += staged.rows - len(duplicates)
         report.duplicates += len(duplicates)
         report.quarantined += len(rejects)
-        report.bytes += st.st_size
+        report.bytes += staged.bytes
+        report.lag_s = max(report.lag_s, time.time() - st.st_mtime)
         report.fast_batches += 1
         report.files.append(path.name)
         return True
@@ -330,6 +322,7 @@ class SpoolReader:
         report.rows += len(batch.rows) - len(duplicates)
         report.duplicates += len(duplicates)
         report.quarantined += len(batch.rejects) + len(duplicates)
+        report.lag_s = max(report.lag_s, time.time() - st.st_mtime)
         report.files.append(path.name)
 
     def _append(self, tx: duckdb.DuckDBPyConnection, source: str) -> list[str]:
@@ -361,6 +354,18 @@ class SpoolReader:
             "INSERT OR REPLACE INTO ingest_offsets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [self.model.name, source, name, st.st_ino, st.st_size, consumed, lines, now],
         )
+
+
+@dataclass
+class _Staged:
+    """A fast-path batch in temp.incoming: its rows (None: needs the slow path), file-level notes, and the
+    offset, line count and bytes it accounts for."""
+
+    rows: int | None
+    rejects: list[tuple[int | None, bytes, str]]
+    consumed: int
+    lines: int
+    bytes: int
 
 
 class _SlowPath(Exception):

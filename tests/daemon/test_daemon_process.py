@@ -56,6 +56,13 @@ def test_predictions_are_ingested_and_bad_lines_quarantined(running_daemon):
             c for m in client.status()["models"] if m["name"] == "churn" for c in m["checks"]
             if c["status"] == "ok"), None), message="freshness ok")
         assert status["reason"].startswith("newest prediction")
+        # ingest reports its own figures (every 5 ingest intervals while there is traffic)
+        running_daemon.write_predictions("churn", [prediction("r5")])
+        figures = wait_for(lambda: dict(client.sql(
+            """SELECT metric, max(value) FROM metrics WHERE model = 'churn' AND "check" = 'ingest' GROUP BY ALL"""
+        )["rows"]), message="ingest metrics")
+        assert figures["rows_total"] >= 3 and figures["quarantined_total"] >= 3 and figures["lag_seconds"] >= 0
+        assert {"rows_per_second", "bytes_per_second", "duplicates"} <= set(figures)
 
 
 def test_stale_model_opens_an_alert_and_fresh_traffic_resolves_it(running_daemon):
