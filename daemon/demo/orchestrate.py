@@ -50,6 +50,15 @@ def _wait_ready(socket_path: Path, daemon: subprocess.Popen, log_path: Path) -> 
     raise RuntimeError(f"the daemon did not answer within {READY_TIMEOUT_S:.0f}s:\n{_tail(log_path)}")
 
 
+def _wait_for_references(config, simulator: subprocess.Popen, log_path: Path) -> None:
+    """The simulator trains its models and writes their reference data first; drift checks need it."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not all(m.reference is None or m.reference.exists() for m in config.models):
+        if simulator.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the simulator wrote no reference data:\n{_tail(log_path)}")
+        time.sleep(0.1)
+
+
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -78,6 +87,7 @@ def run_demo(config_path: Path, state_dir: Path | None, headless: bool, seconds:
                             "--reference-dir", str(state / "reference")], simulator_log)
         children.append(simulator)
         (state / "simulator.pid").write_text(f"{simulator.pid}\n")  # the demo's "model server" (process check)
+        _wait_for_references(config, simulator, simulator_log)
         daemon = _spawn(["-m", "daemon.cli", "daemon", "--config", str(config_path), "--state-dir", str(state)],
                         daemon_log)
         children.append(daemon)
