@@ -39,10 +39,10 @@ def test_rows_appear_with_status_symbols_and_reasons(running_daemon):
             rows = row_texts(table)
             assert list(rows) == ["churn", "@host"]  # models first, the host last
             columns = [str(c.label) for c in table.columns.values()]
-            assert columns == ["Model", "freshness", "host", "Updated", "Alerts"]
-            assert rows["churn"][1] == "✔ ok" and rows["churn"][2] == "—"
+            assert columns == ["Model", "Alerts", "Age", "freshness", "host"]
+            assert rows["churn"][3] == "✔ ok" and rows["churn"][4] == "—"
             # the host row judges this machine, busy or not: any real status will do, not a placeholder
-            await until(pilot, lambda: row_texts(table)["@host"][2] in ("✔ ok", "▲ warn", "✖ crit"),
+            await until(pilot, lambda: row_texts(table)["@host"][4] in ("✔ ok", "▲ warn", "✖ crit"),
                         what="host status")
             detail = str(app.screen.query_one("#detail", Static).render())
             assert "freshness: newest prediction" in detail

@@ -27,11 +27,11 @@ from tui.widgets.daemon_banner import DaemonBanner
 from tui.widgets.status_cell import MISSING, STATUS_WIDTH, status_text
 
 HOST_ROW = "@host"
-UPDATED_WIDTH = len("59.9h ago")
+UPDATED_WIDTH = len("59.9h")  # compact: the column is headed "Age"
 
 
 def age_text(iso: str | None, now: datetime) -> str:
-    """How long ago `iso` was, against the local clock: "3s ago", "6m ago", "1.5h ago"."""
+    """How long ago `iso` was, against the local clock: "3s", "6m", "1.5h" (80 columns are precious)."""
     if not iso:
         return "—"
     try:
@@ -42,10 +42,10 @@ def age_text(iso: str | None, now: datetime) -> str:
         then = then.replace(tzinfo=UTC)
     seconds = max(0.0, (now - then).total_seconds())
     if seconds < 60:
-        return f"{seconds:.0f}s ago"
+        return f"{seconds:.0f}s"
     if seconds < 3600:
-        return f"{seconds // 60:.0f}m ago"
-    return f"{seconds / 3600:.1f}h ago"
+        return f"{seconds // 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def model_order(model: dict[str, Any]) -> tuple[bool, str]:
@@ -192,7 +192,7 @@ class OverviewScreen(Screen):
         self._show_detail()
 
     def _column_keys(self) -> list[str]:
-        return ["model", *self.check_names, "updated", "alerts"]
+        return ["model", "alerts", "updated", *self.check_names]
 
     def _rebuild(self, table: DataTable, checks: list[str], now: datetime) -> None:
         """Models or checks came or went: rebuild, then put the cursor back on the same model."""
@@ -200,11 +200,12 @@ class OverviewScreen(Screen):
         table.clear(columns=checks != self.check_names)
         if not table.columns:
             self.check_names = checks
+            # the summary first: at 80 columns with many checks, the last check columns scroll, not these
             table.add_column("Model", key="model")
+            table.add_column("Alerts", key="alerts")
+            table.add_column("Age", key="updated", width=UPDATED_WIDTH)
             for check in checks:
                 table.add_column(check, key=check, width=max(len(check), STATUS_WIDTH))
-            table.add_column("Updated", key="updated", width=UPDATED_WIDTH)
-            table.add_column("Alerts", key="alerts")
         for model in self.models.values():
             table.add_row(*self._cells(model, now), key=model["name"])
         if highlighted in self.models:
@@ -216,9 +217,9 @@ class OverviewScreen(Screen):
         name_style = "italic cyan" if model["name"] == HOST_ROW else "bold"
         return [
             Text(model["name"], style=name_style),
-            *[status_text(by_check[c]) if c in by_check else MISSING for c in self.check_names],
-            age_text(model.get("last_update"), now),
             Text(str(alerts), style="bold white on red" if alerts else "dim"),
+            age_text(model.get("last_update"), now),
+            *[status_text(by_check[c]) if c in by_check else MISSING for c in self.check_names],
         ]
 
     def _highlighted(self) -> str | None:

@@ -9,13 +9,13 @@ STATUS_STYLES: dict[str, tuple[str, str]] = {
     "ok": ("✔ ok", "bold green"),
     "warn": ("▲ warn", "bold yellow"),
     "crit": ("✖ crit", "bold red"),
-    "error": ("! error", "bold magenta"),
+    "error": ("! err", "bold magenta"),
     "insufficient_data": ("… n/a", "dim"),
-    "pending": ("· pending", "dim"),
+    "pending": ("· wait", "dim"),  # short labels: six checks and the summary fit in 80 columns
 }
 # A model that has no such check: distinct from every status, so an empty cell never reads as "ok".
 MISSING = Text("—", style="dim")
-# Wide enough for the longest label, so a cell going from "✔ ok" to "· pending" never gets cut.
+# Wide enough for the longest label, so a cell going from "✔ ok" to "▲ warn" never gets cut.
 STATUS_WIDTH = max(len(label) for label, _ in STATUS_STYLES.values())
 
 
