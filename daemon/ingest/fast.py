@@ -62,7 +62,8 @@ class _Field:
             return self.text(), self.scalar_ok()
         if kind == "DOUBLE":
             value = f"try_cast({self.s} AS DOUBLE)"
-            ok = (f"(CASE WHEN {self.nullish} THEN true "
+            value = f"(CASE WHEN {self.t} = 'BOOLEAN' THEN ({self.s} = 'true')::DOUBLE ELSE {value} END)"
+            ok = (f"(CASE WHEN {self.nullish} OR {self.t} = 'BOOLEAN' THEN true "
                   f"WHEN {self.t} IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN isfinite({value}) "
                   f"WHEN {self.t} = 'VARCHAR' THEN regexp_matches({self.s}, {_NUMBER}) AND isfinite({value}) "
                   "ELSE false END)")
@@ -138,6 +139,8 @@ class _NativeField:
         if kind == "DOUBLE":
             if self.numeric:
                 return f"{j}::DOUBLE", f"({j} IS NULL OR isfinite({j}::DOUBLE))"
+            if self.kind == "BOOLEAN":
+                return f"{j}::DOUBLE", "true"
             if self.string:
                 value = f"try_cast({j} AS DOUBLE)"
                 return value, f"({j} IS NULL OR (regexp_matches({j}, {_NUMBER}) AND isfinite({value})))"
@@ -170,6 +173,25 @@ def jsonl_relation(path: Path, model: ModelConfig, source: str) -> str:
     return f"read_json({_lit(str(path))}, format = 'newline_delimited', columns = {columns})"
 
 
+def jsonl_typed(path: Path, model: ModelConfig) -> tuple[str, dict[str, str]] | None:
+    """Prediction JSONL with its DOUBLE fields typed by the reader: (relation, type per field), or None
+    when the model has no such field. DuckDB's JSON-to-DOUBLE cast is never more lenient than
+    records.coerce (strings it cannot parse, objects and arrays fail the whole read, and the batch falls
+    back to the all-JSON relation); non-finite values are caught by the staging checks."""
+    doubles = [f for f, kind in model.features.items() if kind == "DOUBLE"]
+    if not doubles:
+        return None
+    types = {n: "JSON" for n in field_names(model, "predictions")}
+    types.update({f: "DOUBLE" for f in doubles})
+    types["latency_ms"] = "DOUBLE"
+    if model.task == "regression":
+        types["prediction"] = "DOUBLE"
+    members = ", ".join(f"{quote_ident(f)} {types[f]}" for f in model.features)
+    types["features"] = f"STRUCT({members})"
+    columns = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in types.items()) + "}"
+    return f"read_json({_lit(str(path))}, format = 'newline_delimited', columns = {columns})", types
+
+
 def tabular_relation(tx: duckdb.DuckDBPyConnection, path: Path, model: ModelConfig, source: str,
                      kind: str) -> tuple[str, dict[str, str | None], list[str], list[str]]:
     """A CSV or Parquet file's columns as they are; (relation, type per field, missing, extra columns).
@@ -199,7 +221,17 @@ def stage(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, sour
     inputs = ["ts", "request_id", "model_version", "prediction", "score", "latency_ms", "error"]
     sources = [quote_ident(n) for n in inputs]
     extra = []
-    if native is not None:
+    if native is not None and "features" in native:
+        # JSONL read with DOUBLE fields typed by DuckDB's reader (the costly part done while parsing), the
+        # rest as JSON; `features` is then a STRUCT.
+        extra = ["features"]
+        for feature in model.features:
+            sources.append(f"(CASE WHEN features IS NOT NULL THEN features.{quote_ident(feature)} "
+                           f"ELSE {quote_ident(feature)} END)")
+        names = [*inputs, *model.features]
+        fields = [_Field(i) if native.get(n) == "JSON" else _NativeField(i, native.get(n))
+                  for i, n in enumerate(names)]
+    elif native is not None:
         sources += [quote_ident(f) for f in model.features]
         fields: list = [_NativeField(i, native.get(n)) for i, n in enumerate([*inputs, *model.features])]
     else:
@@ -226,7 +258,7 @@ def stage(tx: duckdb.DuckDBPyConnection, relation: str, model: ModelConfig, sour
     select.append(f"CASE WHEN {score.is_object()} THEN NULL ELSE {score_value} END AS score")
     checks.append(f"({score.is_object()} OR {score_ok})")
     select.append("?::TIMESTAMP AS ingested_at")
-    if extra:
+    if extra and native is None:
         checks.append("(features IS NULL OR json_type(features) IN ('OBJECT', 'NULL'))")
     return _stage(tx, relation, sources, fields, select, checks, [now], extra=extra)
 

@@ -53,6 +53,8 @@ def coerce(value: Any, kind: str, key: str) -> Any:
     if value is None:
         return None
     if kind == "DOUBLE":
+        if isinstance(value, bool):  # true/false as 1/0, as DuckDB's reader and most feature pipelines do
+            return float(value)
         if isinstance(value, str):
             try:
                 value = float(value)

@@ -249,13 +249,22 @@ class SpoolReader:
             source_file = self.scratch / f"{self.model.name}-{source}.jsonl"
             source_file.write_bytes(complete)
 
-        def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
-            staged = fast.stage(tx, fast.jsonl_relation(source_file, self.model, source), self.model, source, now)
-            if complete is None:
-                return _Staged(staged, [], st.st_size, staged or 0, st.st_size)
-            return _Staged(staged, [], offset + len(complete), line_no + complete.count(b"\n"), len(complete))
+        typed = fast.jsonl_typed(source_file, self.model) if source == "predictions" else None
 
-        return self._fast(source, path, st, stage, report)
+        def stage_with(relation: str, types: dict[str, str] | None) -> Callable:
+            def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
+                staged = fast.stage(tx, relation, self.model, source, now, native=types)
+                if complete is None:
+                    return _Staged(staged, [], st.st_size, staged or 0, st.st_size)
+                return _Staged(staged, [], offset + len(complete), line_no + complete.count(b"\n"),
+                               len(complete))
+            return stage
+
+        # typed DOUBLE fields first (cheapest); a batch the typed reader refuses is retried all-JSON
+        if typed is not None and self._fast(source, path, st, stage_with(*typed), report):
+            return True
+        return self._fast(source, path, st, stage_with(fast.jsonl_relation(source_file, self.model, source), None),
+                          report)
 
     def _commit_tabular_fast(self, source: str, path: Path, st: os.stat_result, notes: list[str],
                              report: IngestReport) -> bool:

@@ -32,9 +32,10 @@ def test_safe_coercions_only():
     assert coerce(3.0, "BIGINT", "calls") == 3
     assert coerce("2.5", "DOUBLE", "age") == 2.5
     assert coerce("true", "BOOLEAN", "vip") is True
+    assert coerce(True, "DOUBLE", "age") == 1.0  # booleans as 1/0 in numeric features
     assert coerce(7, "VARCHAR", "plan") == "7"
     for value, kind, reason in ((3.5, "BIGINT", "must be an integer"), ("x", "DOUBLE", "not a number"),
-                                (math.inf, "DOUBLE", "not finite"), (True, "DOUBLE", "must be a number"),
+                                (math.inf, "DOUBLE", "not finite"), ([1], "DOUBLE", "must be a number"),
                                 ({"a": 1}, "VARCHAR", "must be a string"), ("yes", "BOOLEAN", "true or false")):
         with pytest.raises(Rejected, match=reason):
             coerce(value, kind, "f")
