@@ -133,7 +133,7 @@ class SpoolReader:
             # A complete file read for the first time: DuckDB reads it in place, whatever its size, and
             # Python never holds its bytes. (Its line count is taken from the rows: blank lines are not
             # counted, which only shifts line numbers of lines appended later.)
-            if self._commit_fast(source, path, st, 0, 0, None, True, report):
+            if self._commit_fast(source, path, st, 0, 0, None, report):
                 return False
         with open(path, "rb") as fh:
             fh.seek(offset)
@@ -144,10 +144,9 @@ class SpoolReader:
             complete = chunk
         else:
             complete = chunk[: end + 1] if end >= 0 else b""  # a partial last line waits for its newline
-        whole_file = offset == 0 and len(complete) == st.st_size
         committed = False
         if complete and not notes:
-            committed = self._commit_fast(source, path, st, offset, line_no, complete, whole_file, report)
+            committed = self._commit_fast(source, path, st, offset, line_no, complete, report)
         if not committed:
             batch = self._parse_lines(source, complete, line_no)
             batch.rejects += [(None, b"", note) for note in notes]
@@ -168,8 +167,13 @@ class SpoolReader:
         notes = []
         if known is not None:
             notes.append(f"{path.name} changed after it was read; re-reading it (duplicates are kept out)")
+        if time.time() - st.st_mtime < 1.0:
+            return False  # still being written (whole-file formats should be renamed into place): next poll
         if spool_format(path) != ".jsonl.gz" and self._commit_tabular_fast(source, path, st, notes, report):
             return False
+        stat_now = path.stat()
+        if (stat_now.st_ino, stat_now.st_size) != (st.st_ino, st.st_size):
+            return False  # it changed while we looked: read it when it has settled
         try:
             batch = self._parse_whole(source, path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, never fatal
@@ -241,10 +245,10 @@ class SpoolReader:
     # -- committing ------------------------------------------------------------------------------
 
     def _commit_fast(self, source: str, path: Path, st: os.stat_result, offset: int, line_no: int,
-                     complete: bytes | None, whole_file: bool, report: IngestReport) -> bool:
+                     complete: bytes | None, report: IngestReport) -> bool:
         """DuckDB's JSON reader on a clean batch (`complete`, or the whole file when None)."""
         source_file = path
-        if not whole_file:
+        if complete is not None:  # the bytes read: exactly what the offset will say (DuckDB reads a copy)
             self.scratch.mkdir(exist_ok=True)
             source_file = self.scratch / f"{self.model.name}-{source}.jsonl"
             source_file.write_bytes(complete)
@@ -255,6 +259,7 @@ class SpoolReader:
             def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
                 staged = fast.stage(tx, relation, self.model, source, now, native=types)
                 if complete is None:
+                    _unchanged_since(path, st)
                     return _Staged(staged, [], st.st_size, staged or 0, st.st_size)
                 return _Staged(staged, [], offset + len(complete), line_no + complete.count(b"\n"),
                                len(complete))
@@ -273,6 +278,7 @@ class SpoolReader:
         def stage(tx: duckdb.DuckDBPyConnection, now: datetime) -> _Staged:
             relation, types, missing, extra = fast.tabular_relation(tx, path, self.model, source, spool_format(path))
             staged = fast.stage(tx, relation, self.model, source, now, native=types)
+            _unchanged_since(path, st)
             rejects = [(None, b"", note) for note in notes]
             if extra:
                 rejects.append((None, b"", "extra column(s) ignored: " + ", ".join(extra)))
@@ -379,6 +385,14 @@ class _Staged:
 
 class _SlowPath(Exception):
     """The batch has a line the fast path cannot judge: roll back and take the line-by-line path."""
+
+
+def _unchanged_since(path: Path, st: os.stat_result) -> None:
+    """A file read in place by DuckDB must still be the size it was when its offset was decided: a writer
+    that appended meanwhile would otherwise have lines read now and again from the recorded offset."""
+    now = path.stat()
+    if (now.st_ino, now.st_size) != (st.st_ino, st.st_size):
+        raise _SlowPath
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from daemon.config import ModelConfig
-from daemon.ingest import SpoolReader
+from daemon.ingest import SpoolReader, fast
 from daemon.store.db import Store, ensure_model_tables
 
 FEATURES = {"age": "DOUBLE", "plan": "VARCHAR"}
@@ -31,6 +31,12 @@ def spool(tmp_path):
 
 
 def poll(store, model):
+    """One poll, after backdating every whole-file spool: files written in the last second are taken to be
+    still in writing and are left for the next poll."""
+    for spool in (model.predictions, model.labels):
+        for path in spool.iterdir():
+            if not path.name.endswith(".jsonl") and path.stat().st_mtime > 1:
+                os.utime(path, (path.stat().st_mtime - 5, path.stat().st_mtime - 5))
     return SpoolReader(store, model).poll()
 
 
@@ -86,7 +92,7 @@ def test_gzip_whole_and_cut_in_half(spool):
     (root / "p" / "a.jsonl.gz").write_bytes(data)
     cut = root / "p" / "b.jsonl.gz"
     cut.write_bytes(gzip.compress(lines(*({"ts": i, "request_id": f"x{i}"} for i in range(500))))[:200])
-    os.utime(cut, (0, 0))  # long finished: not a file still being written
+    os.utime(cut, (1, 1))  # long finished: not a file still being written
     poll(store, model)
     assert stored(store) == ["g1", "g2"]
     assert any(r.startswith("gzip file is truncated or corrupt") for r in reasons(store))
@@ -129,3 +135,36 @@ def test_labels_join_late_and_default_their_time_to_arrival(spool):
     poll(store, model)
     assert stored(store, "labels", "label") == ["0", "1"]
     assert reasons(store) == ["label is missing"]
+
+
+def test_a_whole_file_still_being_written_waits(spool):
+    store, model, root = spool
+    (root / "p" / "a.csv").write_text("ts,request_id\n2026-01-01T00:00:00Z,w1\n")
+    assert SpoolReader(store, model).poll().rows == 0  # written this very second: not yet
+    assert poll(store, model).rows == 1  # settled
+
+
+def test_a_live_jsonl_file_is_never_read_past_its_recorded_size(spool):
+    """DuckDB reads a complete file in place; if it grew meanwhile, the batch falls back to the bounded path."""
+    store, model, root = spool
+    path = root / "p" / "live.jsonl"
+    path.write_bytes(lines(*({"ts": i, "request_id": f"a{i}"} for i in range(1000))))
+    reader = SpoolReader(store, model)
+    real_stage = fast.stage
+
+    appended = []
+
+    def stage_while_the_writer_appends(*args, **kwargs):
+        if not appended:  # the writer appends once, while DuckDB reads the file
+            appended.append(True)
+            with open(path, "ab") as fh:
+                fh.write(lines({"ts": 5000, "request_id": "late"}))
+        return real_stage(*args, **kwargs)
+
+    fast.stage = stage_while_the_writer_appends
+    try:
+        reader.poll()
+    finally:
+        fast.stage = real_stage
+    reader.poll()
+    assert len(stored(store)) == 1001 and reasons(store) == []  # every line once, none twice
