@@ -168,3 +168,24 @@ def test_a_live_jsonl_file_is_never_read_past_its_recorded_size(spool):
         fast.stage = real_stage
     reader.poll()
     assert len(stored(store)) == 1001 and reasons(store) == []  # every line once, none twice
+
+
+def test_a_file_that_disappears_while_read_stops_nothing(spool):
+    store, model, root = spool
+    doomed = root / "p" / "a.jsonl"
+    doomed.write_bytes(lines({"ts": 1, "request_id": "gone"}))
+    (root / "p" / "b.jsonl").write_bytes(lines({"ts": 2, "request_id": "kept"}))
+    real_stage = fast.stage
+
+    def stage_after_the_file_vanished(tx, relation, *args, **kwargs):
+        if "a.jsonl" in relation:
+            doomed.unlink(missing_ok=True)
+        return real_stage(tx, relation, *args, **kwargs)
+
+    fast.stage = stage_after_the_file_vanished
+    try:
+        poll(store, model)
+    finally:
+        fast.stage = real_stage
+    assert stored(store) == ["kept"]
+    assert poll(store, model).rows == 0  # and nothing breaks on the next poll either
