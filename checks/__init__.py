@@ -5,6 +5,7 @@ Each module registers itself by name (DESIGN.md §5); importing this package loa
 """
 
 # Built-in checks register themselves on import: adding a check is one file plus one line here.
+from checks import data_quality as _data_quality  # noqa: E402,F401
 from checks import drift as _drift  # noqa: E402,F401
 from checks import freshness as _freshness  # noqa: E402,F401
 from checks import gpu as _gpu  # noqa: E402,F401

@@ -62,6 +62,7 @@ def _host_sample(ctx: InputContext) -> dict[str, Any]:
 
 
 # Providers that live beside their data source register themselves on import: one line each.
+from daemon.sources import data_quality as _data_quality  # noqa: E402,F401  (registers providers)
 from daemon.sources import drift as _drift  # noqa: E402,F401  (registers providers)
 from daemon.sources import gpu as _gpu  # noqa: E402,F401  (registers providers)
 from daemon.sources import labels as _labels  # noqa: E402,F401  (registers providers)
