@@ -26,7 +26,9 @@ def run_check(ctx: InputContext, check: CheckConfig) -> CheckResult:
     try:
         result = spec.evaluate(gather(spec.inputs, dataclasses.replace(ctx, check=check)), check.settings)
     except Exception as exc:  # a check bug must not take the scheduler down
-        log.exception("check %s/%s failed", model, check.name)
+        # one line per failure (the reason is also in check_runs); the traceback only when debugging
+        log.error("check %s/%s failed: %s: %s", model, check.name, type(exc).__name__, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
         result = CheckResult(Status.ERROR, f"{type(exc).__name__}: {exc}")
     duration = time.perf_counter() - started
     own = (
