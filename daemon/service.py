@@ -8,6 +8,7 @@ never takes a monitoring thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from daemon.api.server import ApiServer
 from daemon.config import HOST_SCOPE, Config, ConfigError, ModelConfig, load_config
 from daemon.ingest import IngestReport, SpoolReader, ensure_spools, spool_dirs
 from daemon.ingest.meter import IngestMeter
+from daemon.ingest.schema import with_reference_features
 from daemon.inputs import InputContext
 from daemon.notify import Notifier, watchdog_interval
 from daemon.runner import run_check
@@ -78,7 +80,7 @@ class Daemon:
         self.store = await loop.run_in_executor(None, Store, settings.database, allowed)
         if self.store.applied:
             log.info("store %s migrated to schema version %d", settings.database, self.store.applied[-1])
-        await loop.run_in_executor(None, self._register_models, self.config)
+        self.config = await loop.run_in_executor(None, self._register_models, self.config)
         self.jobs.start()
         self.jobs.sync(self._wanted_jobs(self.config))
         api = ApiServer(self)
@@ -154,7 +156,7 @@ class Daemon:
             if getattr(new.daemon, field) != getattr(old.daemon, field):
                 log.warning("daemon.%s changed: that takes a restart; keeping %s", field,
                             getattr(old.daemon, field))
-        await loop.run_in_executor(None, self._register_models, new)
+        new = await loop.run_in_executor(None, self._register_models, new)
         added, replaced, removed = self.jobs.sync(self._wanted_jobs(new))
         logging.getLogger().setLevel(new.daemon.log_level.upper())
         self.config = new
@@ -166,14 +168,19 @@ class Daemon:
 
     # -- jobs -----------------------------------------------------------------------------------
 
-    def _register_models(self, config: Config) -> None:
+    def _register_models(self, config: Config) -> Config:
+        """Create or widen each model's table and its reader; returns the config with feature schemas
+        taken from reference files where config declares none."""
         assert self.store is not None
+        models = tuple(with_reference_features(self.store.cursor(), m) for m in config.models)
+        config = dataclasses.replace(config, models=models)
         with self.store.transaction() as cur:
             for model in config.models:
                 ensure_model_tables(cur, model.name, model.task, model.features)
         for model in config.models:
             ensure_spools(model)
             self.readers[model.name] = SpoolReader(self.store, model)
+        return config
 
     def _heartbeat_interval(self) -> float:
         return min(watchdog_interval() or 5.0, 5.0)

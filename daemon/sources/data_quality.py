@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from checks.data_quality import DataQualitySettings
+from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, provides
-from daemon.sources.drift import _reader
 from daemon.store.db import quote_ident, utcnow
 
 CATEGORY_CAP = 10_000  # a "categorical" feature with more distinct values is an id: not judged for unseen
@@ -37,7 +37,7 @@ def reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
         if cached is not None and cached[0] == key:
             return cached[1]
     cur = ctx.store.cursor()
-    reader = _reader(model.reference)
+    reader = reference_reader(model.reference)
     columns = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
     stats: dict[str, dict[str, Any]] = {}
     for feature, kind in model.features.items():

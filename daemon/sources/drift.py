@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from checks.drift import DriftSettings, DriftWindow, profile_from_reference
 from checks.stats.profile import ReferenceProfile
+from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, provides
 from daemon.store.db import quote_ident, utcnow
 
@@ -26,15 +26,6 @@ def _settings(ctx: InputContext) -> DriftSettings:
 def _features(ctx: InputContext, settings: DriftSettings) -> list[str]:
     assert ctx.model is not None, "drift inputs are model inputs"
     return list(settings.features or ctx.model.features)
-
-
-def _reader(path: Path) -> str:
-    literal = "'" + str(path).replace("'", "''") + "'"
-    if path.suffix == ".parquet":
-        return f"read_parquet({literal})"
-    if path.suffix == ".csv":
-        return f"read_csv({literal}, header = true)"
-    raise ValueError(f"reference {path} must be a .parquet or .csv file")
 
 
 @provides("reference_profile")
@@ -57,7 +48,7 @@ def reference_profile(ctx: InputContext) -> ReferenceProfile | None:
         if cached is not None and cached[0] == key:
             return cached[1]
     columns = ", ".join(quote_ident(f) for f in features)
-    data = ctx.store.cursor().execute(f"SELECT {columns} FROM {_reader(model.reference)}").fetchnumpy()
+    data = ctx.store.cursor().execute(f"SELECT {columns} FROM {reference_reader(model.reference)}").fetchnumpy()
     profile = profile_from_reference(data, {f: model.features[f] for f in features}, settings,
                                      version=f"{model.reference.name}@{st.st_mtime_ns}")
     with _cache_lock:
