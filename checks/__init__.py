@@ -11,6 +11,7 @@ from checks import freshness as _freshness  # noqa: E402,F401
 from checks import gpu as _gpu  # noqa: E402,F401
 from checks import host as _host  # noqa: E402,F401
 from checks import labels as _labels  # noqa: E402,F401
+from checks import performance as _performance  # noqa: E402,F401
 from checks import process as _process  # noqa: E402,F401
 from checks import service as _service  # noqa: E402,F401
 from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, all_checks, get, register

@@ -235,7 +235,18 @@ def write_reference(model: DemoModel, reference_dir: Path) -> Path:
     reference_dir.mkdir(parents=True, exist_ok=True)
     path = reference_dir / f"{model.name}.parquet"
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.table(dict(model.reference)), tmp)
+    columns = dict(model.reference)
+    # The model's own predictions on it, so the performance check has a baseline (on training data, hence
+    # a little optimistic; a real deployment would ship validation predictions).
+    n = len(columns[model.feature_names[0]])
+    x = np.empty((n, len(model.feature_names)), dtype=object)
+    for i, name in enumerate(model.feature_names):
+        x[:, i] = columns[name]
+    predictions, scores = model.predict(x if model.task == "classification" else x.astype(float))
+    columns["prediction"] = predictions
+    if scores is not None:
+        columns["score"] = scores
+    pq.write_table(pa.table(columns), tmp)
     os.replace(tmp, path)
     return path
 

@@ -165,13 +165,13 @@ def test_drift_moves_charges_and_brings_a_new_region(tmp_path: Path, models: dic
 
 def test_reference_parquet_has_features_and_label(run90: Path) -> None:
     churn = pq.read_table(run90 / "reference" / "churn.parquet")
-    assert churn.column_names == [*CHURN_FEATURES, "label"]
+    assert churn.column_names == [*CHURN_FEATURES, "label", "prediction", "score"]  # the model's own outputs too
     assert churn.num_rows >= 1000
     assert set(churn.column("label").to_pylist()) == {0, 1}
     assert set(churn.column("contract").to_pylist()) == {"month-to-month", "one-year", "two-year"}
     assert str(churn.schema.field("support_calls").type) == "int64"
     diabetes = pq.read_table(run90 / "reference" / "diabetes.parquet")
-    assert diabetes.column_names == [*DIABETES_FEATURES, "label"]
+    assert diabetes.column_names == [*DIABETES_FEATURES, "label", "prediction"]
     assert diabetes.num_rows == 4000  # noisy resamples of the 442-row dataset, like the served traffic
 
 

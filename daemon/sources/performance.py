@@ -1,0 +1,79 @@
+"""Input of the performance check: the window's predictions joined with the labels known now (point in
+time), and the reference's predictions and targets when the reference file carries them."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from checks.performance import PerformanceSettings
+from daemon.ingest.schema import reference_reader
+from daemon.inputs import InputContext, provides
+from daemon.store.db import quote_ident, utcnow
+
+_cache: dict[str, tuple[tuple, dict[str, Any] | None]] = {}
+_lock = threading.Lock()
+
+
+def _settings(ctx: InputContext) -> PerformanceSettings:
+    if ctx.check is not None and isinstance(ctx.check.settings, PerformanceSettings):
+        return ctx.check.settings
+    return PerformanceSettings()
+
+
+def reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
+    """y_true/y_pred/score of the reference when it has a `prediction` column; None otherwise."""
+    model = ctx.model
+    assert model is not None
+    if model.reference is None or not model.reference.exists():
+        return None
+    st = model.reference.stat()
+    key = (str(model.reference), st.st_ino, st.st_size, st.st_mtime_ns, model.target)
+    with _lock:
+        if model.name in _cache and _cache[model.name][0] == key:
+            return _cache[model.name][1]
+    cur = ctx.store.cursor()
+    reader = reference_reader(model.reference)
+    columns = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+    outcome = None
+    if "prediction" in columns and model.target in columns:
+        score = "score" if "score" in columns else "NULL"
+        rows = cur.execute(f"SELECT {quote_ident(model.target)}::VARCHAR, prediction::VARCHAR, {score}::DOUBLE "
+                           f"FROM {reader} WHERE {quote_ident(model.target)} IS NOT NULL AND prediction IS NOT NULL"
+                           ).fetchnumpy()
+        values = list(rows.values())
+        outcome = {"y_true": np.asarray(values[0]), "y_pred": np.asarray(values[1]),
+                   "score": None if score == "NULL" else _floats(values[2])}
+    with _lock:
+        _cache[model.name] = (key, outcome)
+    return outcome
+
+
+@provides("performance_window")
+def performance_window(ctx: InputContext) -> dict[str, Any]:
+    model = ctx.model
+    assert model is not None
+    settings = _settings(ctx)
+    now = utcnow()
+    start = now - timedelta(seconds=float(settings.window))
+    # Point in time: a label counts only if it was known at `now` (its own ts); the first one wins.
+    rows = ctx.store.cursor().execute(
+        f"""SELECT l.label, p.prediction::VARCHAR AS prediction, p.score
+            FROM {quote_ident(model.predictions_table)} p
+            JOIN (SELECT request_id, arg_min(label, ts) AS label FROM labels
+                  WHERE model = ? AND ts <= ? GROUP BY request_id) l USING (request_id)
+            WHERE p.ts >= ? AND p.ts <= ? AND p.prediction IS NOT NULL AND p.error IS NULL""",
+        [model.name, now, start, now]).fetchnumpy()
+    score = _floats(rows["score"])
+    if np.isnan(score).all():
+        score = None
+    return {"task": model.task, "y_true": np.asarray(rows["label"]), "y_pred": np.asarray(rows["prediction"]),
+            "score": score, "reference": reference_outcomes(ctx)}
+
+
+def _floats(column: Any) -> np.ndarray:
+    """A DuckDB numpy column (masked where NULL) as floats with NaN for NULL."""
+    return np.ma.filled(np.ma.asarray(column).astype(float), np.nan)
