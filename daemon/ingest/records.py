@@ -75,6 +75,8 @@ def coerce(value: Any, kind: str, key: str) -> Any:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise Rejected(f"{key} must be an integer, got {value!r}"[:200])
+        if not -(2**63) <= value < 2**63:
+            raise Rejected(f"{key} {value} is out of range for a 64-bit integer"[:200])
         return value
     if kind == "BOOLEAN":
         if isinstance(value, bool):
@@ -83,10 +85,19 @@ def coerce(value: Any, kind: str, key: str) -> Any:
             return value.lower() == "true"
         raise Rejected(f"{key} must be true or false, got {value!r}"[:200])
     if isinstance(value, str):
-        return value
+        return _unicode(value, key)
     if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return json.dumps(value)
     raise Rejected(f"{key} must be a string, got {type(value).__name__}")
+
+
+def _unicode(value: str, key: str) -> str:
+    """JSON can carry lone surrogates ("\\ud800") that no store can hold as text."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejected(f"{key} is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def _request_id(record: dict[str, Any]) -> str:
@@ -96,7 +107,7 @@ def _request_id(record: dict[str, Any]) -> str:
         value = str(value)
     if not isinstance(value, str) or not value:
         raise Rejected("request_id is missing or not a non-empty string")
-    return value
+    return _unicode(value, "request_id")
 
 
 def prediction_row(record: Any, model: ModelConfig, now: datetime) -> dict[str, Any]:

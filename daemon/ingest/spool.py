@@ -321,10 +321,11 @@ class SpoolReader:
     def _commit(self, source: str, path: Path, st: os.stat_result, batch: Batch, report: IngestReport) -> None:
         now = utcnow()
         schema = prediction_schema(self.model) if source == "predictions" else LABEL_SCHEMA
+        table = _to_arrow(batch, schema)  # before the transaction: a value no column can hold is quarantined
         with self.store.transaction() as tx:
             duplicates: list[str] = []
             if batch.rows:
-                tx.register("incoming_arrow", pa.Table.from_pylist(batch.rows, schema=schema))
+                tx.register("incoming_arrow", table)
                 try:
                     tx.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM incoming_arrow")
                 finally:
@@ -385,6 +386,25 @@ class _Staged:
 
 class _SlowPath(Exception):
     """The batch has a line the fast path cannot judge: roll back and take the line-by-line path."""
+
+
+def _to_arrow(batch: Batch, schema: pa.Schema) -> pa.Table:
+    """The batch's rows as one Arrow table. records.py should let through only what the columns hold; if
+    a row still cannot be converted, it is moved to the rejects (with its reason) rather than blocking the
+    file for ever."""
+    try:
+        return pa.Table.from_pylist(batch.rows, schema=schema)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError, UnicodeError):
+        kept = []
+        for row in batch.rows:
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+                kept.append(row)
+            except (pa.ArrowException, OverflowError, TypeError, ValueError, UnicodeError) as exc:
+                raw = json.dumps(row, default=str).encode("utf-8", "replace")
+                batch.rejects.append((None, raw, f"cannot be stored: {type(exc).__name__}: {exc}"[:300]))
+        batch.rows = kept
+        return pa.Table.from_pylist(kept, schema=schema)
 
 
 def _unchanged_since(path: Path, st: os.stat_result) -> None:

@@ -21,7 +21,7 @@ FEATURES = {"age": "DOUBLE", "calls": "BIGINT", "plan": "VARCHAR", "vip": "BOOLE
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                     st.floats(allow_nan=False, allow_infinity=False, width=32), st.text(max_size=8),
-                    st.sampled_from(["3", "2.5", "true", "x", ""]))
+                    st.sampled_from(["3", "2.5", "true", "x", "", "\ud800", 2**70, 3.4e38, -(2**63)]))
 timestamps = st.one_of(st.sampled_from(["2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00Z",
                                         "2026-01-01T00:00:00", "yesterday", "2026-13-01T00:00:00Z"]),
                        st.integers(0, 2_000_000_000), st.none(), st.booleans())

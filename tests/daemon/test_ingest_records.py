@@ -74,3 +74,14 @@ def test_awkward_bytes_in_a_spool_file(tmp_path):
     # nothing is read twice
     assert SpoolReader(store, model).poll().rows == 0
     store.close()
+
+
+def test_values_no_column_can_hold_are_rejected_with_a_reason():
+    with pytest.raises(Rejected, match="out of range for a 64-bit integer"):
+        coerce(2**70, "BIGINT", "calls")
+    with pytest.raises(Rejected, match="out of range"):
+        coerce(3.4e38, "BIGINT", "calls")
+    with pytest.raises(Rejected, match="not valid Unicode"):
+        coerce("\ud800", "VARCHAR", "plan")
+    with pytest.raises(Rejected, match="request_id is not valid Unicode"):
+        prediction_row({"ts": 1, "request_id": "\udfff"}, MODEL, NOW)
