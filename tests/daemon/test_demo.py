@@ -7,8 +7,9 @@ from support import REPO
 
 
 def test_headless_demo_serves_real_traffic_and_prints_status(short_tmp):
+    # 17 s: the demo's freshness check runs every 15 s, so its second run sees the traffic
     result = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "demo", "--headless", "--seconds", "12", "--state-dir", str(short_tmp)],
+        [sys.executable, "-m", "daemon.cli", "demo", "--headless", "--seconds", "17", "--state-dir", str(short_tmp)],
         capture_output=True, text=True, cwd=REPO, timeout=90,
     )
     assert result.returncode == 0, result.stderr
