@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon.config import CheckConfig, DaemonSettings, ModelConfig
 from daemon.sources.host import HostSampler
@@ -26,6 +26,7 @@ class InputContext:
 
 
 Provider = Callable[[InputContext], Any]
+S = TypeVar("S")
 _PROVIDERS: dict[str, Provider] = {}
 
 
@@ -35,6 +36,18 @@ def provides(name: str) -> Callable[[Provider], Provider]:
         return fn
 
     return register
+
+
+def check_settings(ctx: InputContext, kind: type[S]) -> S:
+    """The settings of the check being fed, or that check's defaults when a provider is called outside
+    a check run (benchmarks, another check asking for the same input)."""
+    if ctx.check is not None and isinstance(ctx.check.settings, kind):
+        return ctx.check.settings
+    if ctx.model is not None:
+        for check in ctx.model.checks:
+            if isinstance(check.settings, kind):
+                return check.settings
+    return kind()
 
 
 def gather(names: tuple[str, ...], ctx: InputContext) -> Mapping[str, Any]:

@@ -3,25 +3,18 @@ reference's null shares, ranges and categories (read once per reference file, th
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
 from checks.data_quality import DataQualitySettings
 from daemon.ingest.schema import reference_reader
-from daemon.inputs import InputContext, provides
+from daemon.inputs import InputContext, check_settings, provides
+from daemon.sources.reference import ReferenceCache
 from daemon.store.db import quote_ident, utcnow
 
 CATEGORY_CAP = 10_000  # a "categorical" feature with more distinct values is an id: not judged for unseen
 
-_cache: dict[str, tuple[tuple, dict[str, dict[str, Any]]]] = {}
-_lock = threading.Lock()
-
-
-def _settings(ctx: InputContext) -> DataQualitySettings:
-    if ctx.check is not None and isinstance(ctx.check.settings, DataQualitySettings):
-        return ctx.check.settings
-    return DataQualitySettings()
+_stats: ReferenceCache[dict[str, dict[str, Any]]] = ReferenceCache()
 
 
 def reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
@@ -30,12 +23,12 @@ def reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
     assert model is not None
     if model.reference is None:
         return {}
-    st = model.reference.stat()
-    key = (str(model.reference), st.st_ino, st.st_size, st.st_mtime_ns, tuple(sorted(model.features.items())))
-    with _lock:
-        cached = _cache.get(model.name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+    return _stats.get(model, tuple(sorted(model.features.items())), lambda: _reference_stats(ctx))
+
+
+def _reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
+    model = ctx.model
+    assert model is not None and model.reference is not None
     cur = ctx.store.cursor()
     reader = reference_reader(model.reference)
     columns = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
@@ -55,8 +48,6 @@ def reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
             ).fetchall()]
             stats[feature] = {"kind": "categorical", "null_share": nulls or 0.0,
                               "categories": values if len(values) <= CATEGORY_CAP else None}
-    with _lock:
-        _cache[model.name] = (key, stats)
     return stats
 
 
@@ -64,7 +55,7 @@ def reference_stats(ctx: InputContext) -> dict[str, dict[str, Any]]:
 def quality_window(ctx: InputContext) -> dict[str, Any]:
     model = ctx.model
     assert model is not None
-    settings = _settings(ctx)
+    settings = check_settings(ctx, DataQualitySettings)
     reference = reference_stats(ctx)
     now = utcnow()
     start = now - timedelta(seconds=float(settings.window))

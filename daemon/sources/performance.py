@@ -3,7 +3,6 @@ time), and the reference's predictions and targets when the reference file carri
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -11,17 +10,11 @@ import numpy as np
 
 from checks.performance import PerformanceSettings
 from daemon.ingest.schema import reference_reader
-from daemon.inputs import InputContext, provides
+from daemon.inputs import InputContext, check_settings, provides
+from daemon.sources.reference import ReferenceCache
 from daemon.store.db import quote_ident, utcnow
 
-_cache: dict[str, tuple[tuple, dict[str, Any] | None]] = {}
-_lock = threading.Lock()
-
-
-def _settings(ctx: InputContext) -> PerformanceSettings:
-    if ctx.check is not None and isinstance(ctx.check.settings, PerformanceSettings):
-        return ctx.check.settings
-    return PerformanceSettings()
+_outcomes: ReferenceCache[dict[str, Any] | None] = ReferenceCache()
 
 
 def reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
@@ -30,11 +23,12 @@ def reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
     assert model is not None
     if model.reference is None or not model.reference.exists():
         return None
-    st = model.reference.stat()
-    key = (str(model.reference), st.st_ino, st.st_size, st.st_mtime_ns, model.target)
-    with _lock:
-        if model.name in _cache and _cache[model.name][0] == key:
-            return _cache[model.name][1]
+    return _outcomes.get(model, model.target, lambda: _reference_outcomes(ctx))
+
+
+def _reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
+    model = ctx.model
+    assert model is not None and model.reference is not None
     cur = ctx.store.cursor()
     reader = reference_reader(model.reference)
     columns = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
@@ -47,8 +41,6 @@ def reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
         values = list(rows.values())
         outcome = {"y_true": np.asarray(values[0]), "y_pred": np.asarray(values[1]),
                    "score": None if score == "NULL" else _floats(values[2])}
-    with _lock:
-        _cache[model.name] = (key, outcome)
     return outcome
 
 
@@ -56,7 +48,7 @@ def reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
 def performance_window(ctx: InputContext) -> dict[str, Any]:
     model = ctx.model
     assert model is not None
-    settings = _settings(ctx)
+    settings = check_settings(ctx, PerformanceSettings)
     now = utcnow()
     start = now - timedelta(seconds=float(settings.window))
     # Point in time: a label counts only if it was known at `now` (its own ts); the first one wins.

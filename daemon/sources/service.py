@@ -10,20 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from checks.service import ServiceSettings, settings_problem
-from daemon.inputs import InputContext, provides
+from daemon.inputs import InputContext, check_settings, provides
 from daemon.sources import prometheus
 from daemon.store.db import quote_ident, utcnow
 
-CHECK = "service"
-
 
 def settings_of(ctx: InputContext) -> ServiceSettings:
-    """The model's `service` settings (providers get the model, not the check being run)."""
     assert ctx.model is not None, "service inputs are model inputs"
-    for check in ctx.model.checks:
-        if check.name == CHECK:
-            return check.settings
-    return ServiceSettings()
+    return check_settings(ctx, ServiceSettings)
 
 
 def window_summary(cur: Any, table: str, window_s: float) -> dict[str, Any]:
