@@ -69,6 +69,11 @@ class CheckSpec:
     evaluate: Callable[[Mapping[str, Any], Any], CheckResult]
     default_interval: float
     description: str = ""
+    # Its inputs can be read as of a past time (windows on event time), so `modeltop backfill` can replay it.
+    historical: bool = False
+    # Seconds of CPU per run rather than milliseconds: the daemon runs it on its own worker thread so it never
+    # delays the cheap checks, and its default interval is long.
+    heavy: bool = False
 
     def default_settings(self) -> Any:
         return self.settings()

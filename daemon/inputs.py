@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from daemon.config import CheckConfig, DaemonSettings, ModelConfig
 from daemon.sources.host import HostSampler
-from daemon.store.db import Store, quote_ident
+from daemon.store.db import Store, quote_ident, utcnow
 
 
 @dataclass
@@ -23,6 +24,13 @@ class InputContext:
     model: ModelConfig | None  # None for host-scoped checks
     host: HostSampler
     check: CheckConfig | None = None  # the check being run, so a provider can read its settings
+    # The evaluation time (naive UTC). None = the wall clock, for live runs; `modeltop backfill` sets it to a
+    # window's end so every provider reads the data as it was known then (point in time).
+    at: datetime | None = None
+
+    def now(self) -> datetime:
+        """The time the check is evaluated at: providers bound every window by it (`ts <= now`)."""
+        return self.at if self.at is not None else utcnow()
 
 
 Provider = Callable[[InputContext], Any]
@@ -59,14 +67,14 @@ def gather(names: tuple[str, ...], ctx: InputContext) -> Mapping[str, Any]:
 
 @provides("now")
 def _now(ctx: InputContext) -> float:
-    return time.time()
+    return time.time() if ctx.at is None else ctx.at.replace(tzinfo=UTC).timestamp()
 
 
 @provides("newest_prediction_ts")
 def _newest_prediction(ctx: InputContext) -> float | None:
     assert ctx.model is not None, "newest_prediction_ts is a model input"
     table = quote_ident(ctx.model.predictions_table)
-    return ctx.store.cursor().execute(f"SELECT epoch(max(ts)) FROM {table}").fetchone()[0]
+    return ctx.store.cursor().execute(f"SELECT epoch(max(ts)) FROM {table} WHERE ts <= ?", [ctx.now()]).fetchone()[0]
 
 
 @provides("host_sample")

@@ -12,7 +12,6 @@ from checks.base import CheckResult, Metric, Status
 from daemon import alerts
 from daemon.config import HOST_SCOPE, CheckConfig
 from daemon.inputs import InputContext, gather
-from daemon.store.db import utcnow
 
 log = logging.getLogger("modeltop.runner")
 
@@ -21,7 +20,7 @@ def run_check(ctx: InputContext, check: CheckConfig) -> CheckResult:
     """Never raises for a failing check: the failure is recorded as status `error` with its reason."""
     spec = checks.get(check.name)
     model = ctx.model.name if ctx.model else HOST_SCOPE
-    ts = utcnow()
+    ts = ctx.now()
     started = time.perf_counter()
     try:
         result = spec.evaluate(gather(spec.inputs, dataclasses.replace(ctx, check=check)), check.settings)

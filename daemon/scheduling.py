@@ -31,6 +31,7 @@ class JobSpec:
     interval: float
     func: Callable[[], object] = field(compare=False)
     key: str = ""  # what must change for the job to be replaced on reload (settings, paths)
+    executor: str = "default"  # "heavy": the one-thread pool for expensive checks, so they queue behind each other
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Jobs:
 
     def __init__(self, workers: int = 4) -> None:
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers)},
+            executors={"default": ThreadPoolExecutor(workers), "heavy": ThreadPoolExecutor(1)},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": MISFIRE_GRACE_S},
             timezone=UTC,
         )
@@ -71,12 +72,14 @@ class Jobs:
                     removed.append(job_id)
             for job_id, spec in wanted.items():
                 old = self.specs.get(job_id)
-                if old is not None and old.key == spec.key and old.interval == spec.interval:
+                unchanged = old is not None and (old.key, old.interval, old.executor) == (
+                    spec.key, spec.interval, spec.executor)
+                if unchanged:
                     continue
                 first = datetime.now(UTC) + timedelta(seconds=random.uniform(0.05, min(1.0, spec.interval)))
                 self.scheduler.add_job(
                     self._timed(job_id, spec.func), "interval", seconds=spec.interval, id=job_id, name=job_id,
-                    replace_existing=True, next_run_time=first,
+                    replace_existing=True, next_run_time=first, executor=spec.executor,
                 )
                 self.specs[job_id] = spec
                 self.state.setdefault(job_id, JobState())

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import checks
 from checks.base import Status
 from daemon import __doc__ as _  # noqa: F401  (keeps `daemon` import-light: nothing heavy in __init__)
 from daemon.api.server import ApiServer
@@ -200,7 +201,8 @@ class Daemon:
             for check in model.checks:
                 job_id = f"{model.name}:{check.name}"
                 wanted[job_id] = JobSpec(job_id, check.interval, _bind(run_check, ctx, check),
-                                         repr((check.settings, model)))
+                                         repr((check.settings, model)),
+                                         executor="heavy" if checks.get(check.name).heavy else "default")
         return wanted
 
     def _context(self, config: Config, model: ModelConfig | None) -> InputContext:

@@ -10,7 +10,7 @@ from checks.data_quality import DataQualitySettings
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
 from daemon.sources.reference import ReferenceCache
-from daemon.store.db import quote_ident, utcnow
+from daemon.store.db import quote_ident
 
 CATEGORY_CAP = 10_000  # a "categorical" feature with more distinct values is an id: not judged for unseen
 
@@ -57,7 +57,7 @@ def quality_window(ctx: InputContext) -> dict[str, Any]:
     assert model is not None
     settings = check_settings(ctx, DataQualitySettings)
     reference = reference_stats(ctx)
-    now = utcnow()
+    now = ctx.now()
     start = now - timedelta(seconds=float(settings.window))
     table = quote_ident(model.predictions_table)
     selects, params = ["count(*)"], []
@@ -85,14 +85,14 @@ def quality_window(ctx: InputContext) -> dict[str, Any]:
         for i, (feature, ref) in enumerate(judged)
     }
     quarantined = cur.execute(
-        "SELECT count(*) FROM quarantine WHERE model = ? AND source = 'predictions' AND ts >= ? AND line IS NOT NULL",
-        [model.name, start]).fetchone()[0]
+        "SELECT count(*) FROM quarantine WHERE model = ? AND source = 'predictions' AND ts >= ? AND ts <= ? "
+        "AND line IS NOT NULL", [model.name, start, now]).fetchone()[0]
     window_s = float(settings.window)
     oldest = now - timedelta(seconds=(settings.volume_history + 1) * window_s)
     per_window = dict(cur.execute(
         f"""SELECT floor(epoch(?::TIMESTAMP - ts) / ?)::INT AS k, count(*) FROM {table}
             WHERE ts >= ? AND ts < ? GROUP BY k""", [now, window_s, oldest, start]).fetchall())
-    first = cur.execute(f"SELECT min(ts) FROM {table}").fetchone()[0]
+    first = cur.execute(f"SELECT min(ts) FROM {table} WHERE ts <= ?", [now]).fetchone()[0]
     # windows before the model's first row are not "no traffic": they are left out of its normal
     history = [per_window.get(k, 0) for k in range(1, settings.volume_history + 1)
                if first is not None and now - timedelta(seconds=(k + 1) * window_s) >= first]

@@ -11,7 +11,7 @@ from checks.stats.profile import ReferenceProfile
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
 from daemon.sources.reference import ReferenceCache
-from daemon.store.db import quote_ident, utcnow
+from daemon.store.db import quote_ident
 
 _profiles: ReferenceCache[ReferenceProfile] = ReferenceCache()
 
@@ -51,8 +51,8 @@ def drift_window(ctx: InputContext) -> DriftWindow:
     columns = ", ".join(quote_ident(f) for f in features)
     data: dict[str, Any] = ctx.store.cursor().execute(
         f"""SELECT {columns} FROM {quote_ident(model.predictions_table)}
-            WHERE ts >= ? ORDER BY ts DESC LIMIT ?""",
-        [utcnow() - timedelta(seconds=float(settings.window)), settings.max_rows],
+            WHERE ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT ?""",
+        [ctx.now() - timedelta(seconds=float(settings.window)), ctx.now(), settings.max_rows],
     ).fetchnumpy()
     n_rows = len(next(iter(data.values()))) if data else 0
     return DriftWindow(data, n_rows)

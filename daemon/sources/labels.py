@@ -40,4 +40,4 @@ def _label_lag(ctx: InputContext) -> dict[str, Any] | None:
         return None
     settings = ctx.check.settings if ctx.check is not None and ctx.check.name == CHECK else LabelsSettings()
     return label_lag(ctx.store.cursor(), ctx.model.name, ctx.model.predictions_table, float(settings.window),
-                     float(settings.label_age))
+                     float(settings.label_age), ctx.now())

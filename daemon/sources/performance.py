@@ -12,7 +12,7 @@ from checks.performance import PerformanceSettings
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
 from daemon.sources.reference import ReferenceCache
-from daemon.store.db import quote_ident, utcnow
+from daemon.store.db import quote_ident
 
 _outcomes: ReferenceCache[dict[str, Any] | None] = ReferenceCache()
 
@@ -49,7 +49,7 @@ def performance_window(ctx: InputContext) -> dict[str, Any]:
     model = ctx.model
     assert model is not None
     settings = check_settings(ctx, PerformanceSettings)
-    now = utcnow()
+    now = ctx.now()
     start = now - timedelta(seconds=float(settings.window))
     # Point in time: a label counts only if it was known at `now` (its own ts); the first one wins.
     rows = ctx.store.cursor().execute(

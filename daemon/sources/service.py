@@ -6,7 +6,7 @@ window, however many rows it holds, and a handful of numbers back to Python.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from checks.service import ServiceSettings, settings_problem
@@ -20,13 +20,13 @@ def settings_of(ctx: InputContext) -> ServiceSettings:
     return check_settings(ctx, ServiceSettings)
 
 
-def window_summary(cur: Any, table: str, window_s: float) -> dict[str, Any]:
+def window_summary(cur: Any, table: str, window_s: float, now: datetime | None = None) -> dict[str, Any]:
     """Counts and latency percentiles of the rows of `table` with ts in the last `window_s` seconds.
 
     `covered_s` is how much of the window the model has been logging for: the whole window when a row
     older than it exists, else the time since the first row (0 when there is none).
     """
-    now = utcnow()
+    now = now or utcnow()
     start = now - timedelta(seconds=window_s)
     t = quote_ident(table)
     row = cur.execute(
@@ -51,7 +51,8 @@ def window_summary(cur: Any, table: str, window_s: float) -> dict[str, Any]:
 def _service_window(ctx: InputContext) -> dict[str, Any]:
     settings = settings_of(ctx)
     assert ctx.model is not None
-    return window_summary(ctx.store.cursor(), ctx.model.predictions_table, max(float(settings.window), 0.0))
+    return window_summary(ctx.store.cursor(), ctx.model.predictions_table, max(float(settings.window), 0.0),
+                          ctx.now())
 
 
 @provides("service_scrape")
