@@ -128,5 +128,6 @@ SPEC = register(
         evaluate=evaluate,
         default_interval=300.0,
         description="nulls, out-of-range values, unseen categories, quarantine rate and volume",
+        historical=True,
     )
 )

@@ -238,31 +238,37 @@ def evaluate(inputs: Mapping[str, Any], settings: DriftSettings) -> CheckResult:
     absent = [n for n in names if n not in window.columns]
     if absent:
         return CheckResult(Status.ERROR, f"the drift window lacks {', '.join(absent)}")
+    return judge(profile, window, settings)
+
+
+def judge(profile: ReferenceProfile, window: DriftWindow, settings: DriftSettings, noun: str = "feature",
+          baseline: str = "reference") -> CheckResult:
+    """The decision for a profile and a window that match: the same rule for inputs, outputs and labels."""
     rows = Metric("rows", float(window.n_rows))
     if window.n_rows < settings.min_rows:
         return CheckResult(Status.INSUFFICIENT_DATA,
                            f"only {window.n_rows} rows in the window (min_rows {settings.min_rows})", (rows,))
     if profile.n_rows < settings.min_rows:
         return CheckResult(Status.INSUFFICIENT_DATA,
-                           f"the reference has only {profile.n_rows} rows (min_rows {settings.min_rows})", (rows,))
+                           f"the {baseline} has only {profile.n_rows} rows (min_rows {settings.min_rows})", (rows,))
     report = compare(profile, window, settings)
     metrics = [rows, *report_metrics(report)]
-    status, reason = verdict(report, settings)
+    status, reason = verdict(report, settings, noun)
     return CheckResult(status, reason, tuple(metrics))
 
 
-def verdict(report: DriftReport, settings: DriftSettings) -> tuple[Status, str]:
+def verdict(report: DriftReport, settings: DriftSettings, noun: str = "feature") -> tuple[Status, str]:
+    """Status and reason; `noun` is what the compared columns are (feature, output, label)."""
     judged, drifted = len(report.features), report.drifted
     skipped = ""
     if report.skipped:
         skipped = (f"; not judged (fewer than {settings.min_rows} values): {', '.join(report.skipped[:5])}"
                    + (f" +{len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""))
     if not judged:
-        return Status.INSUFFICIENT_DATA, (f"no feature has {settings.min_rows} non-missing values "
+        return Status.INSUFFICIENT_DATA, (f"no {noun} has {settings.min_rows} non-missing values "
                                           f"in the window and the reference") + skipped
     if not drifted:
-        noun = "feature" if judged == 1 else "features"
-        return Status.OK, f"no drift in {judged} {noun} ({report.n_rows} rows){skipped}"
+        return Status.OK, f"no drift in {judged} {_plural(noun, judged)} ({report.n_rows} rows){skipped}"
     share = len(drifted) / judged
     status = Status.OK
     if share >= settings.warn_share:
@@ -273,7 +279,7 @@ def verdict(report: DriftReport, settings: DriftSettings) -> tuple[Status, str]:
     named = ", ".join(describe(f) for f in top[:TOP_FEATURES])
     more = f", +{len(top) - TOP_FEATURES} more" if len(top) > TOP_FEATURES else ""
     below = f" (below warn_share {settings.warn_share:g})" if status is Status.OK else ""
-    return status, f"drift in {len(drifted)}/{judged} features{below}: {named}{more}{skipped}"
+    return status, f"drift in {len(drifted)}/{judged} {_plural(noun, judged)}{below}: {named}{more}{skipped}"
 
 
 def describe(f: FeatureDrift) -> str:
@@ -309,6 +315,10 @@ def report_metrics(report: DriftReport) -> list[Metric]:
     metrics += [Metric("features_judged", float(len(report.features))), Metric("drifted_features", float(drifted)),
                 Metric("drifted_share", report.drifted_share)]
     return metrics
+
+
+def _plural(noun: str, count: int) -> str:
+    return noun if count == 1 else noun + "s"
 
 
 def _pvalue(s: NumericComparison | CategoricalComparison) -> float:
@@ -349,5 +359,6 @@ SPEC = register(
         evaluate=evaluate,
         default_interval=600.0,
         description="per-feature distribution drift against the reference data (KS, Wasserstein, PSI, JS, chi2)",
+        historical=True,
     )
 )

@@ -60,5 +60,6 @@ SPEC = register(
         evaluate=evaluate,
         default_interval=30.0,
         description="seconds since the newest prediction",
+        historical=True,
     )
 )

@@ -123,5 +123,6 @@ SPEC = register(
         evaluate=evaluate,
         default_interval=300.0,
         description="share of due predictions without a label, and label delay",
+        historical=True,
     )
 )

@@ -12,6 +12,16 @@ from daemon.store.db import quote_ident, utcnow
 CHECK = "labels"
 
 
+def labels_known_at(model: str, now: datetime) -> tuple[str, list[Any]]:
+    """A subquery of each request's label as known at `now`, and its parameters.
+
+    Point in time: a label counts only once it has arrived (its own ts <= now), so a window evaluated for a
+    past time (backfill) never sees a label that came later; when a label was sent twice, the first wins.
+    """
+    return ("(SELECT request_id, arg_min(label, ts) AS label FROM labels WHERE model = ? AND ts <= ? "
+            "GROUP BY request_id)", [model, now])
+
+
 def label_lag(cur: Any, model: str, table: str, window_s: float, label_age_s: float,
               now: datetime | None = None) -> dict[str, Any]:
     """Predictions of `table` with ts between `window_s` and `label_age_s` seconds ago (`due`), how many of
@@ -22,12 +32,13 @@ def label_lag(cur: Any, model: str, table: str, window_s: float, label_age_s: fl
         f"""WITH due AS (SELECT request_id, ts FROM {quote_ident(table)} WHERE ts > ? AND ts <= ?),
                  first_label AS (
                      SELECT request_id, min(ts) AS label_ts FROM labels
-                     WHERE model = ? AND request_id IN (SELECT request_id FROM due) GROUP BY request_id)
+                     WHERE model = ? AND ts <= ? AND request_id IN (SELECT request_id FROM due)
+                     GROUP BY request_id)
             SELECT count(*), count(l.label_ts),
                    quantile_cont(greatest(epoch_us(l.label_ts) - epoch_us(d.ts), 0) / 1e6, [0.5, 0.9])
                        FILTER (WHERE l.label_ts IS NOT NULL)  -- greatest(NULL, 0) is 0, not NULL
             FROM due d LEFT JOIN first_label l USING (request_id)""",
-        [start, end, model],
+        [start, end, model, now],
     ).fetchone()
     p50, p90 = quantiles if quantiles is not None else (None, None)
     return {"due": int(due), "labelled": int(labelled), "delay_p50": p50, "delay_p90": p90}

@@ -11,6 +11,7 @@ import numpy as np
 from checks.performance import PerformanceSettings
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
+from daemon.sources.labels import labels_known_at
 from daemon.sources.reference import ReferenceCache
 from daemon.store.db import quote_ident
 
@@ -51,14 +52,12 @@ def performance_window(ctx: InputContext) -> dict[str, Any]:
     settings = check_settings(ctx, PerformanceSettings)
     now = ctx.now()
     start = now - timedelta(seconds=float(settings.window))
-    # Point in time: a label counts only if it was known at `now` (its own ts); the first one wins.
+    known, params = labels_known_at(model.name, now)
     rows = ctx.store.cursor().execute(
         f"""SELECT l.label, p.prediction::VARCHAR AS prediction, p.score
-            FROM {quote_ident(model.predictions_table)} p
-            JOIN (SELECT request_id, arg_min(label, ts) AS label FROM labels
-                  WHERE model = ? AND ts <= ? GROUP BY request_id) l USING (request_id)
+            FROM {quote_ident(model.predictions_table)} p JOIN {known} l USING (request_id)
             WHERE p.ts >= ? AND p.ts <= ? AND p.prediction IS NOT NULL AND p.error IS NULL""",
-        [model.name, now, start, now]).fetchnumpy()
+        [*params, start, now]).fetchnumpy()
     score = _floats(rows["score"])
     if np.isnan(score).all():
         score = None
