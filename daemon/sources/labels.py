@@ -12,16 +12,6 @@ from daemon.store.db import quote_ident, utcnow
 CHECK = "labels"
 
 
-def labels_known_at(model: str, now: datetime) -> tuple[str, list[Any]]:
-    """A subquery of each request's label as known at `now`, and its parameters.
-
-    Point in time: a label counts only once it has arrived (its own ts <= now), so a window evaluated for a
-    past time (backfill) never sees a label that came later; when a label was sent twice, the first wins.
-    """
-    return ("(SELECT request_id, arg_min(label, ts) AS label FROM labels WHERE model = ? AND ts <= ? "
-            "GROUP BY request_id)", [model, now])
-
-
 def label_lag(cur: Any, model: str, table: str, window_s: float, label_age_s: float,
               now: datetime | None = None) -> dict[str, Any]:
     """Predictions of `table` with ts between `window_s` and `label_age_s` seconds ago (`due`), how many of

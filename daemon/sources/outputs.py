@@ -18,7 +18,7 @@ from daemon.config import ModelConfig
 from daemon.durations import format_duration
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
-from daemon.sources.labels import labels_known_at
+from daemon.sources.point_in_time import labels_known_at
 from daemon.sources.reference import ReferenceCache
 from daemon.store.db import quote_ident
 
