@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from daemon import alerts
+from daemon import alerts, backfill
+from daemon.durations import parse_duration
 from daemon.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -86,3 +87,32 @@ def acknowledge(daemon: Daemon, request: ActionRequest) -> ActionOutcome:
     if not done:
         return ActionOutcome("failed", f"alert {alert_id} is not open")
     return ActionOutcome("ok", f"alert {alert_id} acknowledged by {request.actor}", {"alert_id": alert_id})
+
+
+@action("backfill")
+def backfill_model(daemon: Daemon, request: ActionRequest) -> ActionOutcome:
+    """params: {"since": T, "until": T (default now), "every": "1h", "checks": [names] (default all that can be
+    replayed)}: evaluate the model's checks as of each past window's end (see daemon/backfill.py)."""
+    if request.model is None:
+        return ActionOutcome("rejected", "backfill needs a model")
+    params = request.params
+    try:
+        since = backfill.parse_time(params.get("since"), "since")
+        until = backfill.parse_time(params["until"], "until") if params.get("until") else utcnow()
+        try:
+            every = parse_duration(params.get("every", "1h"))
+        except ValueError:
+            raise backfill.BackfillError(
+                f"--every must be a duration such as 1h, not {params.get('every')!r}") from None
+        names = params.get("checks") or []
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise backfill.BackfillError("checks must be a list of check names")
+        plan = backfill.plan(daemon.config.model(request.model), since, until, every, tuple(names))
+    except backfill.BackfillError as exc:
+        return ActionOutcome("rejected", str(exc))
+    result = backfill.run(daemon.store, daemon.config.daemon, daemon.host, plan, request.actor, daemon.stopping.is_set)
+    opened = len(result["alerts"])
+    detail = (f"backfill {result['backfill_id']} of {request.model}: {result['windows']} windows x "
+              f"{len(plan.checks)} checks ({result['state']}), {opened} alert{'s' if opened != 1 else ''} "
+              "would have opened")
+    return ActionOutcome("ok" if result["state"] == "done" else "failed", detail, result)

@@ -18,33 +18,41 @@ _RANK = {"warn": 1, "error": 2, "crit": 3}
 
 
 def apply_status(
-    cur: duckdb.DuckDBPyConnection, model: str, check: str, status: Status, reason: str, ts: datetime
+    cur: duckdb.DuckDBPyConnection, model: str, check: str, status: Status, reason: str, ts: datetime,
+    backfill_id: int | None = None,
 ) -> str | None:
-    """Update alerts for one result inside the caller's transaction; returns what happened, if anything."""
+    """Update alerts for one result inside the caller's transaction; returns what happened, if anything.
+
+    With `backfill_id`, the same lifecycle runs in `backfill_alerts` within that backfill only: the alerts a
+    replay would have opened, kept apart from the live ones.
+    """
+    table, scope, scope_args = ("alerts", "", []) if backfill_id is None else (
+        "backfill_alerts", " AND backfill_id = ?", [backfill_id])
     active = cur.execute(
-        """SELECT id, severity, state FROM alerts WHERE model = ? AND "check" = ? AND state <> 'resolved'
-           ORDER BY id DESC LIMIT 1""",
-        [model, check],
+        f"""SELECT id, severity, state FROM {table} WHERE model = ? AND "check" = ? AND state <> 'resolved'
+            {scope} ORDER BY id DESC LIMIT 1""",
+        [model, check, *scope_args],
     ).fetchone()
     if status in ALARMING:
         severity = ALARMING[status]
         if active is None:
+            extra, marks = ("", "") if backfill_id is None else ("backfill_id, ", "?, ")
             cur.execute(
-                """INSERT INTO alerts (model, "check", severity, state, reason, opened_at, last_seen_at)
-                   VALUES (?, ?, ?, 'open', ?, ?, ?)""",
-                [model, check, severity, reason, ts, ts],
+                f"""INSERT INTO {table} ({extra}model, "check", severity, state, reason, opened_at, last_seen_at)
+                    VALUES ({marks}?, ?, ?, 'open', ?, ?, ?)""",
+                [*scope_args, model, check, severity, reason, ts, ts],
             )
             return "opened"
         alert_id, old_severity, state = active
         worse = _RANK[severity] > _RANK[old_severity]
         cur.execute(
-            "UPDATE alerts SET severity = ?, reason = ?, last_seen_at = ?, state = ? WHERE id = ?",
+            f"UPDATE {table} SET severity = ?, reason = ?, last_seen_at = ?, state = ? WHERE id = ?",
             [severity, reason, ts, "open" if worse else state, alert_id],
         )
         return "escalated" if worse else None
     if status is Status.OK and active is not None:
         cur.execute(
-            "UPDATE alerts SET state = 'resolved', resolved_at = ?, last_seen_at = ? WHERE id = ?",
+            f"UPDATE {table} SET state = 'resolved', resolved_at = ?, last_seen_at = ? WHERE id = ?",
             [ts, ts, active[0]],
         )
         return "resolved"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.config import Config, ConfigError, find_config, load_config
-from daemon.formatting import EXIT_UNREACHABLE, exit_code, result_text, status_table
+from daemon.formatting import EXIT_UNREACHABLE, backfill_report, exit_code, result_text, status_table
 from daemon.store.errors import StoreError
 
 EXIT_USAGE = 2
@@ -148,6 +148,41 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Through the daemon; with it stopped, straight into the store file (the daemon would hold its lock)."""
+    from daemon.client import ApiError, DaemonUnreachable
+    params = {"since": args.since, "until": args.until, "every": args.every, "checks": args.check or []}
+    try:
+        with _client(args) as client:
+            outcome = client.action("backfill", args.model, wait=7 * 86400.0, **params)
+    except ApiError as exc:
+        print(f"modeltop: {exc}", file=sys.stderr)
+        return 1
+    except DaemonUnreachable:
+        outcome = _offline_backfill(args, params)
+    if outcome.get("status") == "rejected" or "backfill_id" not in outcome:
+        print(f"modeltop: {outcome.get('detail', outcome)}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(outcome, indent=2) if args.json else backfill_report(outcome))
+    return 0 if outcome["status"] == "ok" else 1
+
+
+def _offline_backfill(args: argparse.Namespace, params: dict) -> dict:
+    from daemon.actions import ActionRequest, perform
+    from daemon.service import Daemon, data_directories
+    from daemon.store.db import Store
+
+    config = _config(args)
+    print(f"modeltop: daemon not running; backfilling into {config.daemon.database} directly", file=sys.stderr)
+    daemon = Daemon(find_config(args.config), args.state_dir)
+    daemon.store = Store(config.daemon.database, data_directories(config))
+    try:
+        user = os.environ.get("USER") or str(os.getuid())
+        return perform(daemon, ActionRequest("backfill", args.model, params, user, os.getuid())).as_json()
+    finally:
+        daemon.store.close()
+
+
 def cmd_tui(args: argparse.Namespace) -> int:
     from tui.app import run
     run(_socket(args), refresh_s=args.refresh)
@@ -201,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p = add("snapshot", cmd_snapshot, "write a consistent copy of the store that the duckdb shell can open")
     p.add_argument("path")
+    p = add("backfill", cmd_backfill, "replay a model's checks over past windows: what would have fired?")
+    p.add_argument("model")
+    p.add_argument("--since", required=True, metavar="T", help="ISO time (UTC unless it says) or a duration ago: 7d")
+    p.add_argument("--until", metavar="T", help="end of the period (default now)")
+    p.add_argument("--every", default="1h", metavar="DURATION", help="evaluate at every this step (default 1h)")
+    p.add_argument("--check", action="append", metavar="NAME", help="only this check (repeatable; default all "
+                   "that can be replayed)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("tui", cmd_tui, "open the terminal UI (the default command)")
     p.add_argument("--refresh", type=float, default=2.0, metavar="SECONDS", help="refresh period (default 2)")
     p = add("demo", cmd_demo, "run the daemon, a traffic simulator and the TUI on demo models")

@@ -95,8 +95,10 @@ class Client:
             body["max_rows"] = max_rows
         return self._call("POST", "/v1/sql", body=body, timeout=120)
 
-    def action(self, action: str, model: str | None = None, **params: Any) -> dict[str, Any]:
-        return self._call("POST", "/v1/actions", body={"action": action, "model": model, "params": params})
+    def action(self, action: str, model: str | None = None, wait: float | None = None, **params: Any) -> dict[str, Any]:
+        """`wait`: seconds to wait for the answer (default the client's timeout; a backfill takes longer)."""
+        return self._call("POST", "/v1/actions", body={"action": action, "model": model, "params": params},
+                          timeout=wait)
 
     def snapshot(self, path: Path | str) -> dict[str, Any]:
         return self._call("POST", "/v1/snapshot", body={"path": str(Path(path).resolve())}, timeout=300)

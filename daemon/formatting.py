@@ -84,3 +84,24 @@ def result_text(result: dict[str, Any], fmt: str) -> str:
         writer.writerows(rows)
         return out.getvalue().rstrip("\n")
     return table(columns, rows)
+
+
+def backfill_report(outcome: dict[str, Any]) -> str:
+    """What `modeltop backfill` prints: statuses per check, the alerts that would have opened, where to look."""
+    since, until = (datetime.fromisoformat(outcome[k]) for k in ("since", "until"))
+    lines = [f"backfill {outcome['backfill_id']} of {outcome['model']}: {since:%Y-%m-%d %H:%M} → "
+             f"{until:%Y-%m-%d %H:%M} UTC, {outcome['windows']} windows in {outcome.get('seconds', 0):.1f} s"
+             + ("" if outcome["status"] == "ok" else f" ({outcome['state']})"), ""]
+    kinds = ("ok", "warn", "crit", "insufficient_data", "error")
+    lines.append(table(["check", *(STATUS_LABELS[k] for k in kinds)], [[name, *(counts.get(k, 0) for k in kinds)]
+                                          for name, counts in outcome.get("statuses", {}).items()]))
+    alerts = outcome["alerts"]
+    lines += ["", f"alerts that would have opened: {len(alerts) or 'none'}"]
+    if alerts:
+        lines.append(table(["opened", "resolved", "check", "severity", "reason"], [
+            [f"{datetime.fromisoformat(a['opened_at']):%Y-%m-%d %H:%M}",
+             f"{datetime.fromisoformat(a['resolved_at']):%Y-%m-%d %H:%M}" if a["resolved_at"] else "-",
+             a["check"], a["severity"], a["reason"]] for a in alerts]))
+    lines += ["", f"every result: modeltop sql \"SELECT * FROM backfill_check_runs WHERE backfill_id = "
+                  f"{outcome['backfill_id']} ORDER BY ts\""]
+    return "\n".join(lines)

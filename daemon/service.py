@@ -63,6 +63,7 @@ class Daemon:
         self.last_heartbeat = time.monotonic()
         self.store: Store | None = None
         self._stop: asyncio.Event | None = None
+        self.stopping = threading.Event()  # set at SIGTERM: long API work (a backfill) stops between steps
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -76,9 +77,7 @@ class Daemon:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         for model in self.config.models:
             ensure_spools(model)
-        allowed = [d for m in self.config.models for d in spool_dirs(m)]
-        allowed += [m.reference.parent for m in self.config.models if m.reference is not None]
-        self.store = await loop.run_in_executor(None, Store, settings.database, allowed)
+        self.store = await loop.run_in_executor(None, Store, settings.database, data_directories(self.config))
         if self.store.applied:
             log.info("store %s migrated to schema version %d", settings.database, self.store.applied[-1])
         self.config = await loop.run_in_executor(None, self._register_models, self.config)
@@ -106,6 +105,7 @@ class Daemon:
         return 0
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._stop is not None:
             self._stop.set()
 
@@ -274,6 +274,12 @@ class Daemon:
         checks = sum(len(m["checks"]) for m in data["models"])
         return (f"{models} models, {checks} checks: {counts['crit']} crit, {counts['warn']} warn, "
                 f"{counts['error']} error; {alerts} open alerts")
+
+
+def data_directories(config: Config) -> list[Path]:
+    """Where the store may read files (DESIGN.md §2): the spools and the reference files' folders."""
+    return [d for m in config.models for d in spool_dirs(m)] + [
+        m.reference.parent for m in config.models if m.reference is not None]
 
 
 def _bind(func, ctx: InputContext, check):

@@ -107,6 +107,59 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "backfills: results, metrics and alerts of checks replayed over past windows, kept apart from live ones",
+        [
+            "CREATE SEQUENCE backfills_id",
+            """CREATE TABLE backfills (
+                id BIGINT PRIMARY KEY DEFAULT nextval('backfills_id'),
+                model VARCHAR NOT NULL,
+                checks VARCHAR NOT NULL,            -- JSON array of check names
+                since TIMESTAMP NOT NULL,
+                "until" TIMESTAMP NOT NULL,
+                every_s DOUBLE NOT NULL,
+                requested_by VARCHAR NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP,
+                windows BIGINT NOT NULL DEFAULT 0,  -- evaluation times done
+                status VARCHAR NOT NULL             -- running | done | interrupted | failed
+            )""",
+            """CREATE TABLE backfill_metrics (
+                backfill_id BIGINT NOT NULL,
+                ts TIMESTAMP NOT NULL,              -- the window's end: the time the check was evaluated as of
+                model VARCHAR NOT NULL,
+                "check" VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                dims VARCHAR NOT NULL DEFAULT '{}',
+                value DOUBLE
+            )""",
+            """CREATE TABLE backfill_check_runs (
+                backfill_id BIGINT NOT NULL,
+                ts TIMESTAMP NOT NULL,
+                model VARCHAR NOT NULL,
+                "check" VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                duration_s DOUBLE NOT NULL
+            )""",
+            "CREATE SEQUENCE backfill_alerts_id",
+            """CREATE TABLE backfill_alerts (
+                id BIGINT PRIMARY KEY DEFAULT nextval('backfill_alerts_id'),
+                backfill_id BIGINT NOT NULL,
+                model VARCHAR NOT NULL,
+                "check" VARCHAR NOT NULL,
+                severity VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,             -- open | resolved (nobody acknowledges a replay)
+                reason VARCHAR NOT NULL,
+                opened_at TIMESTAMP NOT NULL,
+                last_seen_at TIMESTAMP NOT NULL,
+                acknowledged_at TIMESTAMP,
+                acknowledged_by VARCHAR,
+                resolved_at TIMESTAMP
+            )""",
+            "CREATE INDEX backfill_metrics_series ON backfill_metrics (backfill_id, model, \"check\", metric, ts)",
+        ],
+    ),
 ]
 
 LATEST = len(MIGRATIONS)

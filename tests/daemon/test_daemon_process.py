@@ -86,7 +86,7 @@ def test_unknown_action_is_rejected_clearly_and_audited(running_daemon):
     with running_daemon.client() as client:
         answer = client.action("retrain", model="churn")
         assert answer["status"] == "rejected"
-        assert answer["detail"] == "unknown action 'retrain'; known actions: acknowledge"
+        assert answer["detail"] == "unknown action 'retrain'; known actions: acknowledge, backfill"
         assert client.sql("SELECT action, status FROM actions")["rows"] == [["retrain", "rejected"]]
 
 

@@ -11,7 +11,7 @@ from daemon.store.readonly_sql import SqlFailed, SqlRejected, run_query
 from daemon.store.snapshot import write_snapshot
 
 TABLES = {"schema_version", "models", "model_versions", "labels", "metrics", "check_runs", "alerts", "actions",
-          "ingest_offsets", "quarantine"}
+          "ingest_offsets", "quarantine", "backfills", "backfill_metrics", "backfill_check_runs", "backfill_alerts"}
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -34,7 +34,7 @@ def test_previous_version_store_is_migrated_and_keeps_its_data(tmp_path):
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
     migrate(con, target=LATEST - 1)
-    assert schema_version(con) == LATEST - 1 and "quarantine" not in tables(con)
+    assert schema_version(con) == LATEST - 1 and "backfills" not in tables(con)
     con.execute("""INSERT INTO metrics VALUES (now()::TIMESTAMP, 'churn', 'freshness', 'age_seconds', '{}', 4.5)""")
     con.close()
     store = Store(path)
