@@ -101,7 +101,7 @@ def run(store: Store, daemon: DaemonSettings, host: HostSampler, backfill: Backf
     names = [c.name for c in backfill.checks]
     with store.transaction() as cur:
         backfill_id = cur.execute(
-            """INSERT INTO backfills (model, checks, since, "until", every_s, requested_by, started_at, status)
+            """INSERT INTO backfills (model, checks, since, "until", every_s, requested_by, started_at, state)
                VALUES (?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id""",
             [backfill.model.name, json.dumps(names), backfill.since, backfill.until, backfill.every, actor, utcnow()],
         ).fetchone()[0]
@@ -122,7 +122,7 @@ def run(store: Store, daemon: DaemonSettings, host: HostSampler, backfill: Backf
         raise
     finally:
         with store.transaction() as cur:
-            cur.execute("UPDATE backfills SET finished_at = ?, windows = ?, status = ? WHERE id = ?",
+            cur.execute("UPDATE backfills SET finished_at = ?, windows = ?, state = ? WHERE id = ?",
                         [utcnow(), done, status, backfill_id])
     return summary(store, backfill_id) | {"seconds": round(time.perf_counter() - started, 2),
                                           "statuses": {k: dict(v) for k, v in statuses.items()}}
@@ -131,7 +131,7 @@ def run(store: Store, daemon: DaemonSettings, host: HostSampler, backfill: Backf
 def summary(store: Store, backfill_id: int) -> dict[str, Any]:
     """The backfill's row and the alerts it would have opened, oldest first."""
     cur = store.cursor()
-    row = cur.execute("""SELECT model, checks, since, "until", every_s, windows, status FROM backfills
+    row = cur.execute("""SELECT model, checks, since, "until", every_s, windows, state FROM backfills
                          WHERE id = ?""", [backfill_id]).fetchone()
     alerts = cur.execute(
         """SELECT "check", severity, opened_at, resolved_at, reason FROM backfill_alerts

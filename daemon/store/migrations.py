@@ -122,7 +122,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 started_at TIMESTAMP NOT NULL,
                 finished_at TIMESTAMP,
                 windows BIGINT NOT NULL DEFAULT 0,  -- evaluation times done
-                status VARCHAR NOT NULL             -- running | done | interrupted | failed
+                state VARCHAR NOT NULL              -- running | done | interrupted | failed
             )""",
             """CREATE TABLE backfill_metrics (
                 backfill_id BIGINT NOT NULL,
