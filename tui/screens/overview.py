@@ -28,6 +28,10 @@ from tui.widgets.status_cell import MISSING, STATUS_WIDTH, status_text
 
 HOST_ROW = "@host"
 UPDATED_WIDTH = len("59.9h")  # compact: the column is headed "Age"
+# Column headings for checks whose names are long: at 80 columns every character of a heading is a column of
+# another check. The detail panel underneath names each check in full.
+COLUMN_TITLES = {"prediction_drift": "outputs", "label_drift": "prior", "multivariate_drift": "multivar",
+                 "data_quality": "quality", "performance": "perform"}
 
 
 def age_text(iso: str | None, now: datetime) -> str:
@@ -205,7 +209,8 @@ class OverviewScreen(Screen):
             table.add_column("Alerts", key="alerts")
             table.add_column("Age", key="updated", width=UPDATED_WIDTH)
             for check in checks:
-                table.add_column(check, key=check, width=max(len(check), STATUS_WIDTH))
+                title = COLUMN_TITLES.get(check, check)
+                table.add_column(title, key=check, width=max(len(title), STATUS_WIDTH))
         for model in self.models.values():
             table.add_row(*self._cells(model, now), key=model["name"])
         if highlighted in self.models:
