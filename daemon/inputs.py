@@ -85,9 +85,11 @@ def _host_sample(ctx: InputContext) -> dict[str, Any]:
 # Providers that live beside their data source register themselves on import: one line each.
 from daemon.sources import data_quality as _data_quality  # noqa: E402,F401  (registers providers)
 from daemon.sources import drift as _drift  # noqa: E402,F401  (registers providers)
+from daemon.sources import fairness as _fairness  # noqa: E402,F401  (registers providers)
 from daemon.sources import gpu as _gpu  # noqa: E402,F401  (registers providers)
 from daemon.sources import labels as _labels  # noqa: E402,F401  (registers providers)
 from daemon.sources import outputs as _outputs  # noqa: E402,F401  (registers providers)
 from daemon.sources import performance as _performance  # noqa: E402,F401  (registers providers)
 from daemon.sources import process as _process  # noqa: E402,F401  (registers providers)
+from daemon.sources import segments as _segments  # noqa: E402,F401  (registers providers)
 from daemon.sources import service as _service  # noqa: E402,F401  (registers providers)
