@@ -3,8 +3,9 @@
 Labels arrive late, so the window is defined on the predictions' event time and joined with the labels
 known at evaluation time (a label that arrives later is never seen early: point-in-time correct). Every
 metric is scikit-learn's own function on the same arrays, so values equal scikit-learn's by construction.
-The status compares one metric with a baseline, the same metric on the reference data when it carries the
-model's predictions (columns `prediction` and, for probabilities, `score`), else the configured `baseline`.
+The status judges one metric: against a baseline, the same metric on the reference data when it carries the
+model's predictions (columns `prediction` and, for probabilities, `score`), else the configured `baseline`,
+and/or against absolute thresholds (a floor for metrics where higher is better, a ceiling for the others).
 
 Config stanza (defaults and why):
 
@@ -16,7 +17,19 @@ Config stanza (defaults and why):
     baseline = unset          # the metric's expected value when the reference has no predictions
     degradation_warn = 0.05   # relative: 5 % worse than the baseline -> warn
     degradation_crit = 0.10   # 10 % worse -> crit
+    warning_below = unset     # absolute floor, higher-is-better metrics: metric <= this -> warn
+    critical_below = unset    #   ... <= this -> crit (at or below warning_below)
+    warning_above = unset     # absolute ceiling, lower-is-better metrics (LOWER_IS_BETTER): >= this -> warn
+    critical_above = unset    #   ... >= this -> crit (at or above warning_above)
     positive_class = "1"      # binary classification: the class whose probability `score` is
+
+Absolute and relative thresholds may both be set: the worse status wins and the reason names each threshold
+that fired; with absolute thresholds the metric is judged even without a baseline. The absolute ones are
+named by direction (below = floor, above = ceiling) so the config says what fires, and a floor set on a
+lower-is-better metric (or a ceiling on a higher-is-better one) is an error rather than an alarm that can
+never fire or always fires. They are spelled `warning_`/`critical_`, not `warn_`/`crit_`, on purpose: config
+validation orders every `warn_x`/`crit_x` and `x_warn`/`x_crit` pair as warn <= crit, which is right for a
+ceiling and backwards for a floor; `settings_problem` orders each pair by its direction instead.
 
 Metrics: classification: accuracy, precision, recall, f1 (binary for two classes, else macro), and with
 scores: roc_auc, pr_auc, log_loss, brier, ece (10 equal-width bins); regression: mae, rmse, mape, r2.
@@ -31,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, threshold_status
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, threshold_status, worst
 
 LOWER_IS_BETTER = {"mae", "rmse", "mape", "log_loss", "brier", "ece"}
 
@@ -44,7 +57,50 @@ class PerformanceSettings:
     baseline: float | None = None
     degradation_warn: float = 0.05
     degradation_crit: float = 0.10
+    warning_below: float | None = None
+    critical_below: float | None = None
+    warning_above: float | None = None
+    critical_above: float | None = None
     positive_class: str = "1"
+
+    def __post_init__(self) -> None:
+        """Reject at config load what is wrong whatever the model's task (a default metric waits for evaluate)."""
+        problem = settings_problem(self, self.metric or None)
+        if problem is not None:
+            raise ValueError(f"consistent absolute thresholds, found {problem}")
+
+
+FLOORS = ("warning_below", "critical_below")
+CEILINGS = ("warning_above", "critical_above")
+
+
+def judged_metric(settings: PerformanceSettings, task: str) -> str:
+    """The metric the status rests on: the configured one, else accuracy or rmse by the model's task."""
+    return settings.metric or ("accuracy" if task == "classification" else "rmse")
+
+
+def settings_problem(s: PerformanceSettings, metric: str | None = None) -> str | None:
+    """What is wrong with the absolute thresholds, or None; with `metric` (the judged one) also their direction.
+
+    A floor only makes sense for a metric where higher is better and a ceiling for one where lower is better:
+    the other way round it would fire on a good model or never, so it is an error, not a silent setting.
+    """
+    if s.warning_below is not None and s.critical_below is not None and s.critical_below > s.warning_below:
+        return (f"critical_below {s.critical_below:g} above warning_below {s.warning_below:g} "
+                f"(the crit floor is the lower one)")
+    if s.warning_above is not None and s.critical_above is not None and s.critical_above < s.warning_above:
+        return (f"critical_above {s.critical_above:g} below warning_above {s.warning_above:g} "
+                f"(the crit ceiling is the higher one)")
+    if metric is None:
+        return None
+    lower_is_better = metric in LOWER_IS_BETTER
+    wrong, right = (FLOORS, CEILINGS) if lower_is_better else (CEILINGS, FLOORS)
+    misplaced = [name for name in wrong if getattr(s, name) is not None]
+    if misplaced:
+        kind = "lower" if lower_is_better else "higher"
+        return (f"{'/'.join(misplaced)} set for {metric}, where {kind} is better: "
+                f"use {right[0]}/{right[1]}")
+    return None
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None,
@@ -106,7 +162,10 @@ def evaluate(inputs: Mapping[str, Any], settings: PerformanceSettings) -> CheckR
     predictions in the window, and `reference` (the same three for the reference data, or None)."""
     w = inputs["performance_window"]
     task, n = w["task"], len(w["y_true"])
-    metric = settings.metric or ("accuracy" if task == "classification" else "rmse")
+    metric = judged_metric(settings, task)
+    problem = settings_problem(settings, metric)
+    if problem is not None:
+        return CheckResult(Status.ERROR, f"bad performance settings: {problem}")
     if n < settings.min_labelled:
         return CheckResult(Status.INSUFFICIENT_DATA, f"only {n} labelled predictions in the window "
                                                      f"(min_labelled {settings.min_labelled})",
@@ -121,20 +180,37 @@ def evaluate(inputs: Mapping[str, Any], settings: PerformanceSettings) -> CheckR
     if ref is not None and len(ref["y_true"]):
         baseline = compute(task, ref["y_true"], ref["y_pred"], ref["score"], settings.positive_class).get(metric)
     value = values[metric]
-    summary = f"{metric} {value:.4g} on {n} labelled predictions"
+    reason = f"{metric} {value:.4g} on {n} labelled predictions"
+    absolute, absolute_note = absolute_status(value, metric, settings)
     if baseline is None:
-        return CheckResult(Status.OK, summary + " (no baseline to judge against)", tuple(metrics))
+        if absolute_note is None:
+            return CheckResult(Status.OK, reason + " (no baseline to judge against)", tuple(metrics))
+        return CheckResult(absolute, reason + absolute_note, tuple(metrics))
     metrics.append(Metric(f"baseline_{metric}", float(baseline)))
     scale = abs(baseline) if baseline else 1.0
     worse = (value - baseline) if metric in LOWER_IS_BETTER else (baseline - value)
     degradation = worse / scale
     metrics.append(Metric("degradation", degradation))
-    status = threshold_status(degradation, settings.degradation_warn, settings.degradation_crit)
-    reason = f"{summary}, baseline {baseline:.4g} ({degradation:+.1%} worse)"
-    if status is not Status.OK:
-        limit = settings.degradation_crit if status is Status.CRIT else settings.degradation_warn
-        reason += f" ({status.value} at {limit:.0%})"
-    return CheckResult(status, reason, tuple(metrics))
+    relative = threshold_status(degradation, settings.degradation_warn, settings.degradation_crit)
+    reason += f", baseline {baseline:.4g} ({degradation:+.1%} worse)"
+    if relative is not Status.OK:
+        limit = settings.degradation_crit if relative is Status.CRIT else settings.degradation_warn
+        reason += f" ({relative.value} at {limit:.0%})"
+    return CheckResult(worst([relative, absolute]), reason + (absolute_note or ""), tuple(metrics))
+
+
+def absolute_status(value: float, metric: str, s: PerformanceSettings) -> tuple[Status, str | None]:
+    """The status from the absolute floor (higher-is-better metric) or ceiling (lower-is-better), and the
+    note for the reason: None when neither is set, "" when set but not reached, else which one fired."""
+    lower_is_better = metric in LOWER_IS_BETTER
+    warn, crit = (s.warning_above, s.critical_above) if lower_is_better else (s.warning_below, s.critical_below)
+    if warn is None and crit is None:
+        return Status.OK, None
+    status = threshold_status(value, warn, crit, higher_is_worse=lower_is_better)
+    if status is Status.OK:
+        return status, ""
+    limit = crit if status is Status.CRIT else warn
+    return status, f" ({status.value} at or {'above' if lower_is_better else 'below'} {limit:.4g})"
 
 
 SPEC = register(
@@ -145,6 +221,7 @@ SPEC = register(
         inputs=("performance_window",),
         evaluate=evaluate,
         default_interval=600.0,
-        description="model quality on labelled predictions against a baseline",
+        description="model quality on labelled predictions against a baseline and/or absolute thresholds",
+        historical=True,
     )
 )

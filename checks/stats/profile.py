@@ -255,7 +255,8 @@ def category_counts(values: Any) -> tuple[dict[Any, int], int]:
         raw = {p["values"]: int(p["counts"]) for p in pairs}
     else:
         if isinstance(values, np.ma.MaskedArray):
-            values = values.astype(object).filled(None)
+            # not .filled(None): None there means "the default fill value", which for strings is '?'
+            values = np.where(np.ma.getmaskarray(values), None, np.asarray(values.data, dtype=object))
         items = values.tolist() if isinstance(values, np.ndarray) else list(values)
         raw = Counter(items)
     counts: dict[Any, int] = {}

@@ -243,3 +243,13 @@ def test_config_feature_types_map_to_kinds():
         "numeric", "numeric", "categorical", "categorical", "categorical"]
     with pytest.raises(ValueError, match="no drift kind for feature type 'blob'"):
         kind_of_type("blob")
+
+
+def test_nulls_read_from_duckdb_are_missing_not_a_category():
+    """DuckDB's fetchnumpy gives a masked array for a VARCHAR column with NULLs; they must count as missing."""
+    import duckdb
+
+    from checks.stats.profile import category_counts
+
+    column = duckdb.connect().execute("SELECT * FROM (VALUES ('a'), (NULL), ('b'), (NULL)) t(c)").fetchnumpy()["c"]
+    assert category_counts(column) == ({"a": 1, "b": 1}, 2)
