@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from checks.drift import DriftSettings, DriftWindow, profile_from_reference
-from checks.stats.profile import ReferenceProfile
+from checks.stats.profile import ReferenceProfile, kind_of_type
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
 from daemon.sources.reference import ReferenceCache
@@ -43,16 +43,35 @@ def reference_profile(ctx: InputContext) -> ReferenceProfile | None:
 
 @provides("drift_window")
 def drift_window(ctx: InputContext) -> DriftWindow:
-    """The newest `max_rows` predictions with ts in the last `window`, as numpy columns."""
+    """The predictions with ts in the last `window` (the newest `max_rows` when there are more): numeric
+    features as numpy columns, categorical ones as {category: count} from a GROUP BY.
+
+    Counting in DuckDB instead of fetching strings halves the read at 1M rows and saves ~250 MB of Python
+    strings (bench/drift.py): the categorical statistics need only the counts. The newest-`max_rows` cut is
+    a timestamp bound found once, so every column is read over the same rows without sorting the window.
+    """
     model = ctx.model
     assert model is not None
     settings = check_settings(ctx, DriftSettings)
     features = [f for f in _features(ctx, settings) if f in model.features]
-    columns = ", ".join(quote_ident(f) for f in features)
-    data: dict[str, Any] = ctx.store.cursor().execute(
-        f"""SELECT {columns} FROM {quote_ident(model.predictions_table)}
-            WHERE ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT ?""",
-        [ctx.now() - timedelta(seconds=float(settings.window)), ctx.now(), settings.max_rows],
-    ).fetchnumpy()
-    n_rows = len(next(iter(data.values()))) if data else 0
-    return DriftWindow(data, n_rows)
+    table = quote_ident(model.predictions_table)
+    now = ctx.now()
+    cur = ctx.store.cursor()
+    start = now - timedelta(seconds=float(settings.window))
+    n_rows = cur.execute(f"SELECT count(*) FROM {table} WHERE ts >= ? AND ts <= ?", [start, now]).fetchone()[0]
+    if n_rows > settings.max_rows:
+        # the ts of the max_rows-th newest row; rows sharing it all come in (a few more than max_rows at most)
+        start = cur.execute(f"SELECT ts FROM {table} WHERE ts >= ? AND ts <= ? ORDER BY ts DESC LIMIT 1 OFFSET ?",
+                            [start, now, settings.max_rows - 1]).fetchone()[0]
+        n_rows = cur.execute(f"SELECT count(*) FROM {table} WHERE ts >= ? AND ts <= ?", [start, now]).fetchone()[0]
+    numeric = [f for f in features if kind_of_type(model.features[f]) == "numeric"]
+    columns: dict[str, Any] = {}
+    if numeric:
+        columns = cur.execute(f"SELECT {', '.join(quote_ident(f) for f in numeric)} FROM {table} "
+                              "WHERE ts >= ? AND ts <= ?", [start, now]).fetchnumpy()
+    for feature in features:
+        if feature not in numeric:
+            col = quote_ident(feature)
+            columns[feature] = dict(cur.execute(f"SELECT {col}, count(*) FROM {table} WHERE ts >= ? AND ts <= ? "
+                                                f"GROUP BY {col}", [start, now]).fetchall())
+    return DriftWindow(columns, int(n_rows))
