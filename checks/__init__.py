@@ -13,6 +13,7 @@ from checks import gpu as _gpu  # noqa: E402,F401
 from checks import host as _host  # noqa: E402,F401
 from checks import label_drift as _label_drift  # noqa: E402,F401
 from checks import labels as _labels  # noqa: E402,F401
+from checks import multivariate_drift as _multivariate_drift  # noqa: E402,F401
 from checks import performance as _performance  # noqa: E402,F401
 from checks import prediction_drift as _prediction_drift  # noqa: E402,F401
 from checks import process as _process  # noqa: E402,F401

@@ -88,6 +88,7 @@ from daemon.sources import drift as _drift  # noqa: E402,F401  (registers provid
 from daemon.sources import fairness as _fairness  # noqa: E402,F401  (registers providers)
 from daemon.sources import gpu as _gpu  # noqa: E402,F401  (registers providers)
 from daemon.sources import labels as _labels  # noqa: E402,F401  (registers providers)
+from daemon.sources import multivariate_drift as _multivariate_drift  # noqa: E402,F401  (registers providers)
 from daemon.sources import outputs as _outputs  # noqa: E402,F401  (registers providers)
 from daemon.sources import performance as _performance  # noqa: E402,F401  (registers providers)
 from daemon.sources import process as _process  # noqa: E402,F401  (registers providers)

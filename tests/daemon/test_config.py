@@ -25,7 +25,8 @@ def test_reference_config_is_valid_and_describes_the_demo_models():
     assert config.model("churn").checks[0].settings.warn_after == 30.0
     assert [c.name for c in config.host_checks] == ["host", "gpu"]
     assert [c.name for c in config.model("churn").checks] == [
-        "freshness", "service", "drift", "performance", "prediction_drift", "label_drift", "data_quality", "process"]
+        "freshness", "service", "drift", "multivariate_drift", "performance", "prediction_drift", "label_drift",
+        "segments", "fairness", "data_quality", "process"]
 
 
 def test_relative_paths_resolve_against_the_state_dir(tmp_path):
