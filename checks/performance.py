@@ -74,8 +74,9 @@ FLOORS = ("warning_below", "critical_below")
 CEILINGS = ("warning_above", "critical_above")
 
 
-def judged_metric(settings: PerformanceSettings, task: str) -> str:
-    """The metric the status rests on: the configured one, else accuracy or rmse by the model's task."""
+def judged_metric(settings: Any, task: str) -> str:
+    """The metric the status rests on: the configured `settings.metric`, else accuracy or rmse by the model's
+    task (shared with the segments check)."""
     return settings.metric or ("accuracy" if task == "classification" else "rmse")
 
 

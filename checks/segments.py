@@ -95,7 +95,7 @@ import numpy as np
 
 from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, threshold_status, worst
 from checks.drift import DriftReport, DriftSettings, DriftWindow, compare, profile_from_reference, verdict
-from checks.performance import LOWER_IS_BETTER, compute
+from checks.performance import LOWER_IS_BETTER, compute, judged_metric
 from checks.stats.profile import ReferenceProfile, kind_of_type
 
 MISSING = "(missing)"  # the slice of rows whose segment value is NULL
@@ -227,10 +227,6 @@ def top_segments(volumes: Mapping[str, int], max_segments: int) -> list[str]:
     return [str(name) for name, n in ranked[:max_segments] if n > 0]
 
 
-def default_metric(task: str, metric: str) -> str:
-    return metric or ("accuracy" if task == "classification" else "rmse")
-
-
 def row_losses(metric: str, task: str, y_true: np.ndarray, y_pred: np.ndarray, score: np.ndarray | None,
                positive: str) -> np.ndarray | None:
     """Per-row losses whose mean moves with `metric` (higher = worse), or None for a metric that is not a
@@ -303,7 +299,7 @@ def reference_slices(segment: np.ndarray, columns: Mapping[str, Any], feature_ty
                                                 version)
     baselines = None
     if outcomes is not None:
-        metric = default_metric(task, settings.metric)
+        metric = judged_metric(settings, task)
         baselines = {}
         labels, labelled = np.unique(outcomes.segment.astype(object), return_counts=True)
         for name, n in zip(labels, labelled, strict=True):
@@ -341,7 +337,7 @@ def evaluate(inputs: Mapping[str, Any], settings: SegmentsSettings) -> CheckResu
     if problem is not None:
         return CheckResult(Status.ERROR, f"bad segments settings: {problem}")
     ref: SegmentsReference | None = inputs["segments_reference"]
-    metric = default_metric(w.task, settings.metric)
+    metric = judged_metric(settings, w.task)
     slices = top_segments(w.volumes, settings.max_segments)
     ignored = sum(n > 0 for n in w.volumes.values()) - len(slices)
     totals = [Metric("segments", float(len(slices) + ignored)), Metric("segments_ignored", float(ignored))]
