@@ -7,7 +7,7 @@ import time
 
 from textual.widgets import DataTable, Static
 
-from support import prediction
+from support import BASE_CONFIG, prediction
 from tui.app import ModeltopApp
 from tui.widgets.daemon_banner import DaemonBanner
 
@@ -115,5 +115,28 @@ def test_no_daemon_at_start_shows_the_banner(short_tmp):
             await until(pilot, lambda: banner.is_down, what="banner")
             assert "no data yet" in str(banner.render())
             assert "no daemon socket" in str(app.screen.query_one("#detail", Static).render())
+
+    asyncio.run(scenario())
+
+
+def test_many_checks_scroll_sideways_under_a_fixed_model_column(daemon_handle):
+    """Eleven checks do not fit 80 columns: long names get short headings, End scrolls, the model stays."""
+    stanzas = ["drift", "multivariate_drift", "prediction_drift", "label_drift", "performance", "data_quality",
+               "labels", "service"]
+    daemon_handle.write_config(BASE_CONFIG + "".join(f'\n[models.checks.{name}]\ninterval = "1s"\n' for name in stanzas)
+                               + '\n[models.checks.segments]\ncolumn = "contract"\n')
+    daemon_handle.start()
+
+    async def scenario() -> None:
+        app = ModeltopApp(daemon_handle.socket, refresh_s=0.3)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.screen.query_one(DataTable)
+            await until(pilot, lambda: "churn" in row_texts(table), what="rows")
+            headings = [str(c.label) for c in table.columns.values()]
+            assert {"multivar", "outputs", "prior", "quality", "perform", "segments"} <= set(headings)
+            assert table.virtual_size.width > SIZE[0]
+            await pilot.press("end")
+            await until(pilot, lambda: table.scroll_x > 0, what="scrolled to the last columns")
+            assert table.fixed_columns == 1 and table.is_valid_column_index(len(headings) - 1)
 
     asyncio.run(scenario())

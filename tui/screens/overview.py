@@ -95,7 +95,8 @@ class OverviewScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DaemonBanner(id="banner")
-        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        # the model name stays put while the check columns scroll sideways (←/→, End) at 80 columns
+        yield DataTable(id="models", cursor_type="row", zebra_stripes=True, fixed_columns=1)
         yield Static("connecting to the daemon…", id="detail")
         yield Footer()
 
