@@ -8,6 +8,7 @@ never takes a monitoring thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -99,7 +100,10 @@ class Daemon:
         self.store.interrupt_adhoc()  # an operator's long query must not hold up the stop
         await api.stop()
         await self._drain(settings.shutdown_timeout)
+        # a backfill stops between windows once `stopping` is set: let it record that before the store closes
         self.api_pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(loop.run_in_executor(None, self.api_pool.shutdown, True), settings.shutdown_timeout)
         await loop.run_in_executor(None, self.store.close)
         log.info("stopped cleanly")
         return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -107,3 +109,24 @@ def test_a_week_with_drift_from_day_four_alerts_in_the_first_window_after_it(sho
     assert offline.returncode == 0, offline.stderr
     assert "daemon not running" in offline.stderr
     assert [a["opened_at"] for a in json.loads(offline.stdout)["alerts"]] == [a["opened_at"] for a in drift_alerts]
+
+
+def test_sigterm_stops_a_backfill_between_windows_and_records_it(daemon_handle):
+    daemon_handle.write_predictions("churn", [
+        {"ts": (datetime.now(UTC) - timedelta(minutes=i)).isoformat(), "request_id": f"r{i}",
+         "features": {"tenure_months": float(i % 50), "contract": "monthly"}} for i in range(5000)])
+    daemon_handle.start()
+    wait_for(lambda: daemon_handle.cli("sql", "SELECT count(*) FROM predictions_churn", "--format", "csv"
+                                       ).stdout.split()[-1] == "5000", message="ingested")
+    backfill = subprocess.Popen(  # a week at one-minute steps: far longer than the test waits
+        [sys.executable, "-m", "daemon.cli", "--config", str(daemon_handle.config), "--state-dir",
+         str(daemon_handle.state_dir), "backfill", "churn", "--since", "7d", "--every", "1m"],
+        env=daemon_handle.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with daemon_handle.client() as client:
+        wait_for(lambda: client.sql("SELECT count(*) FROM backfill_check_runs")["rows"][0][0] > 10, message="running")
+    assert daemon_handle.stop() == 0
+    out, err = backfill.communicate(timeout=30)
+    assert backfill.returncode == 1, err  # not done
+    recorded = daemon_handle.cli("sql", "SELECT state, windows FROM backfills", "--format", "csv")
+    state, windows = recorded.stdout.split()[-1].split(",")
+    assert state == "interrupted" and 10 < int(windows) < 7 * 24 * 60
