@@ -10,7 +10,7 @@ import numpy as np
 from checks.fairness import FairnessSettings, FairnessWindow, GroupCounts
 from checks.segments import categorical_features, column_problem
 from daemon.inputs import InputContext, check_settings, provides
-from daemon.sources.segments import LABELS_KNOWN
+from daemon.sources.point_in_time import LABELS_KNOWN_NAMED
 from daemon.store.db import quote_ident
 
 
@@ -30,7 +30,7 @@ def fairness_counts(ctx: InputContext) -> FairnessWindow:
                    count(*) FILTER (WHERE p.prediction::VARCHAR = $positive) AS predicted_positive,
                    count(*) FILTER (WHERE l.label = $positive) AS label_positive,
                    count(*) FILTER (WHERE l.label = $positive AND p.prediction::VARCHAR = $positive) AS true_positive
-            FROM {quote_ident(model.predictions_table)} p LEFT JOIN {LABELS_KNOWN} l USING (request_id)
+            FROM {quote_ident(model.predictions_table)} p LEFT JOIN {LABELS_KNOWN_NAMED} l USING (request_id)
             WHERE p.ts >= $start AND p.ts <= $now AND p.prediction IS NOT NULL AND p.error IS NULL
               AND p.{quote_ident(settings.protected)} IS NOT NULL
             GROUP BY grp ORDER BY grp""",

@@ -41,7 +41,7 @@ def _reference_outcomes(ctx: InputContext) -> dict[str, Any] | None:
                            ).fetchnumpy()
         values = list(rows.values())
         outcome = {"y_true": np.asarray(values[0]), "y_pred": np.asarray(values[1]),
-                   "score": None if score == "NULL" else _floats(values[2])}
+                   "score": None if score == "NULL" else float_column(values[2])}
     return outcome
 
 
@@ -58,13 +58,13 @@ def performance_window(ctx: InputContext) -> dict[str, Any]:
             FROM {quote_ident(model.predictions_table)} p JOIN {known} l USING (request_id)
             WHERE p.ts >= ? AND p.ts <= ? AND p.prediction IS NOT NULL AND p.error IS NULL""",
         [*params, start, now]).fetchnumpy()
-    score = _floats(rows["score"])
+    score = float_column(rows["score"])
     if np.isnan(score).all():
         score = None
     return {"task": model.task, "y_true": np.asarray(rows["label"]), "y_pred": np.asarray(rows["prediction"]),
             "score": score, "reference": reference_outcomes(ctx)}
 
 
-def _floats(column: Any) -> np.ndarray:
+def float_column(column: Any) -> np.ndarray:
     """A DuckDB numpy column (masked where NULL) as floats with NaN for NULL."""
     return np.ma.filled(np.ma.asarray(column).astype(float), np.nan)

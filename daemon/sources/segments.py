@@ -23,13 +23,11 @@ from checks.segments import (
 from daemon.config import ModelConfig
 from daemon.ingest.schema import reference_reader
 from daemon.inputs import InputContext, check_settings, provides
-from daemon.sources.performance import _floats
+from daemon.sources.performance import float_column
+from daemon.sources.point_in_time import LABELS_KNOWN_NAMED
 from daemon.sources.reference import ReferenceCache
 from daemon.store.db import quote_ident
 
-# The labels known at $now, the first per request (point in time, as the performance check joins them).
-LABELS_KNOWN = ("(SELECT request_id, arg_min(label, ts) AS label FROM labels "
-                "WHERE model = $model AND ts <= $now AND label IS NOT NULL GROUP BY request_id)")
 SEGMENT = "modeltop:segment"  # the slice column's alias: no feature name can contain ':'
 
 _slices: ReferenceCache[SegmentsReference] = ReferenceCache()
@@ -80,10 +78,10 @@ def segments_window(ctx: InputContext) -> SegmentsWindow:
     rows = cur.execute(
         f"""SELECT {segment_expr(settings.column, "p")} AS segment, l.label, p.prediction::VARCHAR AS prediction,
                    p.score
-            FROM {table} p JOIN {LABELS_KNOWN} l USING (request_id)
+            FROM {table} p JOIN {LABELS_KNOWN_NAMED} l USING (request_id)
             WHERE p.ts >= $start AND p.ts <= $now AND p.prediction IS NOT NULL AND p.error IS NULL""",
         {**bounds, "model": model.name}).fetchnumpy()
-    score = _floats(rows["score"])
+    score = float_column(rows["score"])
     labelled = Labelled(np.asarray(rows["segment"], dtype=object), np.asarray(rows["label"]),
                         np.asarray(rows["prediction"]), None if np.isnan(score).all() else score)
     return SegmentsWindow(model.task, tuple(model.features), categorical, volumes, segment, columns, labelled)
@@ -124,7 +122,7 @@ def _build(ctx: InputContext, settings: SegmentsSettings, features: list[str]) -
         rows = cur.execute(f"""SELECT {seg} AS segment, {target}::VARCHAR AS y_true, prediction::VARCHAR AS y_pred,
                                       {score}::DOUBLE AS score
                                FROM {reader} WHERE {target} IS NOT NULL AND prediction IS NOT NULL""").fetchnumpy()
-        scores = _floats(rows["score"])
+        scores = float_column(rows["score"])
         outcomes = Labelled(np.asarray(rows["segment"], dtype=object), np.asarray(rows["y_true"]),
                             np.asarray(rows["y_pred"]), None if np.isnan(scores).all() else scores)
     return reference_slices(segment, data, {f: model.features[f] for f in present}, outcomes, model.task, settings,
