@@ -106,6 +106,11 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=order.index, default=Status.OK)
 
 
+def format_p(p: float) -> str:
+    """A p-value as reasons show it: two digits, and "p<1e-6" where more digits only look precise."""
+    return "p<1e-6" if p < 1e-6 else f"p={p:.2g}"
+
+
 def threshold_status(value: float, warn: float | None, crit: float | None, higher_is_worse: bool = True) -> Status:
     """Classify a value against optional warn/crit thresholds."""
     def past(limit: float | None) -> bool:

@@ -93,7 +93,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, format_p, register
 from checks.stats.profile import CategoricalReference, ReferenceProfile, kind_of_type
 from checks.stats.univariate import (
     UNSEEN,
@@ -287,7 +287,7 @@ def describe(f: FeatureDrift) -> str:
     s = f.stats
     if isinstance(s, NumericComparison):
         return (f"{f.name} (mean {_num(s.ref_mean)}→{_num(s.window_mean)}, wasserstein "
-                f"{s.wasserstein_normalized:.2f} sd, psi {s.psi:.2f}, ks {_p(f.pvalue_adjusted)})")
+                f"{s.wasserstein_normalized:.2f} sd, psi {s.psi:.2f}, ks {format_p(f.pvalue_adjusted)})")
     column, before, after = s.largest_share_change()
     if column is UNSEEN:
         names = ", ".join(f"'{cat}' {count / s.n:.1%}" for cat, count in s.unseen[:2])
@@ -295,7 +295,7 @@ def describe(f: FeatureDrift) -> str:
         what = f"{'new category' if len(s.unseen) == 1 else 'new categories'} {names}{more}"
     else:
         what = f"'{column}' {before:.1%}→{after:.1%}"
-    return f"{f.name} ({what}, js {s.js_distance:.2f}, psi {s.psi:.2f}, chi2 {_p(f.pvalue_adjusted)})"
+    return f"{f.name} ({what}, js {s.js_distance:.2f}, psi {s.psi:.2f}, chi2 {format_p(f.pvalue_adjusted)})"
 
 
 def report_metrics(report: DriftReport) -> list[Metric]:
@@ -340,10 +340,6 @@ def _ratio(value: float, limit: float) -> float:
     if limit > 0:
         return value / limit
     return math.inf if value > 0 else 1.0  # a threshold of 0 means "no effect gate": everything is material
-
-
-def _p(p: float) -> str:
-    return "p<1e-6" if p < 1e-6 else f"p={p:.2g}"
 
 
 def _num(x: float) -> str:

@@ -78,7 +78,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, threshold_status, worst
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, format_p, register, threshold_status, worst
 from checks.segments import column_problem
 
 
@@ -248,7 +248,7 @@ def describe(g: Gap, warn: float, crit: float, alpha: float) -> str:
     """`demographic parity difference 0.18 (north 0.42 vs central 0.24, p<1e-6; warn at 0.1)`."""
     rate = dict(zip(g.judged, g.rates, strict=True))
     text = f"{g.name} difference {g.difference:.2f} ({g.high} {rate[g.high]:.2f} vs {g.low} {rate[g.low]:.2f}, " \
-           f"{_p(g.pvalue)}"
+           f"{format_p(g.pvalue)}"
     if g.difference >= warn and g.pvalue > alpha:
         text += ": not significant"
     if g.significant_pair is not None and g.significant_pair != (g.high, g.low) and g.status is not Status.OK:
@@ -278,10 +278,6 @@ def gap_metrics(g: Gap | None, prefix: str, judged: str) -> list[Metric]:
     if math.isfinite(g.pvalue):
         out.append(Metric(f"{prefix}_pvalue", g.pvalue))
     return out
-
-
-def _p(p: float) -> str:
-    return "p<1e-6" if p < 1e-6 else f"p={p:.2g}"
 
 
 SPEC = register(

@@ -136,6 +136,7 @@ warn line: reference + max(pca_increase_warn * reference, 4 se)), pca_components
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -143,8 +144,8 @@ from typing import Any
 
 import numpy as np
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, worst
-from checks.stats.profile import Kind, kind_of_type
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, format_p, register, worst
+from checks.stats.profile import Kind, kind_of_type, masked_as_none
 
 TOP_FEATURES = 3  # separating features named in the reason
 
@@ -272,9 +273,7 @@ def as_strings(values: Any) -> tuple[np.ndarray, np.ndarray]:
     """(str array, missing mask): None, NaN and masked entries are missing; booleans read 'True'/'False'."""
     if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):
         values = values.to_numpy(zero_copy_only=False)
-    if isinstance(values, np.ma.MaskedArray):  # not .filled(None): that fills strings with '?'
-        values = np.where(np.ma.getmaskarray(values), None, np.asarray(values.data, dtype=object))
-    arr = np.asarray(values, dtype=object)
+    arr = np.asarray(masked_as_none(values), dtype=object)
     missing = np.equal(arr, None) | np.not_equal(arr, arr)  # None, or NaN (the one value unequal to itself)
     strings = np.where(missing, "", arr).astype(str)
     return strings, np.asarray(missing, dtype=bool)
@@ -325,7 +324,7 @@ def fit_pca(z: np.ndarray, variance: float, holdout: np.ndarray) -> PcaModel | N
     ratio = np.cumsum(var) / var.sum()
     k = int(min(np.searchsorted(ratio, variance - 1e-12) + 1, rank - 1))
     model = PcaModel(center, vt[:k], float(ratio[k - 1]))
-    return PcaModel(center, vt[:k], float(ratio[k - 1]), model.errors(holdout))
+    return dataclasses.replace(model, held_out=model.errors(holdout))
 
 
 @dataclass(frozen=True, eq=False)
@@ -606,7 +605,7 @@ def _reason(status: Status, statuses: tuple[Status, Status], clf: ClassifierResu
             n: int, features: int, s: MultivariateDriftSettings) -> str:
     clf_status, pca_status = statuses
     line = (f"crit at {s.auc_crit:.2f}" if clf_status is Status.CRIT else f"warn at {s.auc_warn:.2f}")
-    clf_text = f"domain classifier AUC {clf.auc:.2f} ({line}, {_p(clf.pvalue)})"
+    clf_text = f"domain classifier AUC {clf.auc:.2f} ({line}, {format_p(clf.pvalue)})"
     top = separating_features(clf.drops)
     if top:
         clf_text += f", separating features: {', '.join(top)}"
@@ -616,13 +615,9 @@ def _reason(status: Status, statuses: tuple[Status, Status], clf: ClassifierResu
         crit = pca_status is Status.CRIT
         line = pca.line(s.pca_increase_crit if crit else s.pca_increase_warn)
         pca_text = (f"PCA error {_num(pca.error)} vs {_num(pca.reference)} ({pca.increase:+.1%}, "
-                    f"{'crit' if crit else 'warn'} at {_num(line)}, {_p(pca.pvalue)})")
+                    f"{'crit' if crit else 'warn'} at {_num(line)}, {format_p(pca.pvalue)})")
     head = "multivariate drift" if status.severity else "no multivariate drift"
     return f"{head} in {features} features ({n} rows vs {n} of the reference): {clf_text}; {pca_text}"
-
-
-def _p(p: float) -> str:
-    return "p<1e-6" if p < 1e-6 else f"p={p:.2g}"
 
 
 def _num(x: float) -> str:

@@ -93,7 +93,7 @@ from typing import Any
 
 import numpy as np
 
-from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, register, threshold_status, worst
+from checks.base import CheckResult, CheckSpec, Duration, Metric, Status, format_p, register, threshold_status, worst
 from checks.drift import DriftReport, DriftSettings, DriftWindow, compare, profile_from_reference, verdict
 from checks.performance import LOWER_IS_BETTER, compute, judged_metric
 from checks.stats.profile import ReferenceProfile, kind_of_type
@@ -485,7 +485,7 @@ def describe(r: SliceResult, column: str, metric: str) -> str:
 def _performance_text(p: SlicePerformance, metric: str) -> str:
     if p.baseline is None:
         return f"{metric} {p.value:.3g} (no baseline)"
-    note = f", not significant: {_p(p.pvalue)}" if p.held_back and p.pvalue is not None else ""
+    note = f", not significant: {format_p(p.pvalue)}" if p.held_back and p.pvalue is not None else ""
     return f"{metric} {p.value:.3g} vs {p.source} {p.baseline:.3g} ({p.change:+.0%}{note})"
 
 
@@ -537,10 +537,6 @@ def _notes(results: list[SliceResult], ignored: int, ref: SegmentsReference | No
     if ref is not None and not ref.has_column:
         notes.append(f"the reference has no column {s.column}: no drift, baselines from the other slices")
     return "; " + "; ".join(notes) if notes else ""
-
-
-def _p(p: float) -> str:
-    return "p<1e-6" if p < 1e-6 else f"p={p:.2g}"
 
 
 SPEC = register(

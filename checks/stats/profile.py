@@ -254,9 +254,7 @@ def category_counts(values: Any) -> tuple[dict[Any, int], int]:
         pairs = pc.value_counts(values).to_pylist()
         raw = {p["values"]: int(p["counts"]) for p in pairs}
     else:
-        if isinstance(values, np.ma.MaskedArray):
-            # not .filled(None): None there means "the default fill value", which for strings is '?'
-            values = np.where(np.ma.getmaskarray(values), None, np.asarray(values.data, dtype=object))
+        values = masked_as_none(values)
         items = values.tolist() if isinstance(values, np.ndarray) else list(values)
         raw = Counter(items)
     counts: dict[Any, int] = {}
@@ -267,6 +265,14 @@ def category_counts(values: Any) -> tuple[dict[Any, int], int]:
         else:
             counts[cat] = counts.get(cat, 0) + int(c)
     return counts, missing
+
+
+def masked_as_none(values: Any) -> Any:
+    """A masked array (DuckDB's fetchnumpy for a column with NULLs) as an object array with None where masked;
+    anything else unchanged. Not `.filled(None)`: None there means "the default fill value", '?' for strings."""
+    if isinstance(values, np.ma.MaskedArray):
+        return np.where(np.ma.getmaskarray(values), None, np.asarray(values.data, dtype=object))
+    return values
 
 
 def _is_missing(value: Any) -> bool:

@@ -93,17 +93,18 @@ def _compare(ctx: InputContext, settings: PredictionDriftSettings, kinds: dict[s
     logged = {name: kind for name, kind in kinds.items()
               if name == next(iter(kinds)) or _has_values(data.get(name))}
 
-    use_reference = settings.baseline == "reference" or (
-        settings.baseline == "auto" and model.reference is not None and model.reference.exists()
-        and reference_source[next(iter(kinds))] in _reference_columns(ctx, model))
-    if use_reference:
-        if model.reference is None:
-            return Comparison(DriftWindow(data, n_rows), None, "reference",
-                              'the model has no `reference` file (set one, or baseline = "history")')
+    profile, source, missing = None, "reference", ""
+    if settings.baseline != "history" and model.reference is not None and model.reference.exists():
+        # cached per reference file: None when the file lacks the column, and then "auto" uses history
         profile = _reference_profile(ctx, cache, kinds, reference_source, settings.reference_max_rows)
-        missing = f"the reference file has no `{reference_source[next(iter(kinds))]}` column"
-        source = "reference"
-    else:
+    if settings.baseline == "reference":
+        if model.reference is None:
+            missing = 'the model has no `reference` file (set one, or baseline = "history")'
+        elif not model.reference.exists():
+            missing = f"the reference file {model.reference} does not exist"
+        else:
+            missing = f"the reference file has no `{reference_source[next(iter(kinds))]}` column"
+    elif profile is None:
         history_start = start - timedelta(seconds=float(settings.history))
         profile = _history_profile(ctx, f"{window_query} AND p.ts < ?", [*query_params, history_start, start],
                                    logged, settings.reference_max_rows)

@@ -27,6 +27,7 @@ name = "price"
 task = "regression"
 predictions = "spool/price/predictions"
 labels = "spool/price/labels"
+reference = "reference/price.parquet"   # features only: outputs and labels fall back to history
 
 [models.features]
 area = "double"
@@ -63,6 +64,8 @@ def test_outputs_and_labels_against_the_reference_and_history(short_tmp):
     pq.write_table(pa.table({"tenure_months": rng.normal(30, 10, N), "label": truth.astype(int).astype(str),
                              "prediction": np.where(rng.random(N) < 0.3, "1", "0"),
                              "score": rng.beta(3, 7, N)}), handle.state_dir / "reference" / "churn.parquet")
+    pq.write_table(pa.table({"area": np.random.default_rng(8).normal(100, 15, N)}),
+                   handle.state_dir / "reference" / "price.parquet")
     handle.start()
     try:
         # now: half the customers predicted to churn, scores higher, and half of them really churn
@@ -78,7 +81,7 @@ def test_outputs_and_labels_against_the_reference_and_history(short_tmp):
         spool.mkdir(parents=True, exist_ok=True)
         (spool / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in labels))
 
-        # price: no reference; the last hour looks like the day before it
+        # price: its reference has no outputs or labels; the last hour looks like the day before it
         area = rng.normal(100, 15, 2 * N)
         handle.write_predictions("price", [
             {"ts": iso(60 + i * 1.1 if i < N else 3700 + (i - N) * 20), "request_id": f"p{i}",
